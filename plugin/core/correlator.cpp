@@ -1,0 +1,597 @@
+#include "correlator.h"
+
+#include <algorithm>
+#include <cctype>
+
+#include "http_parse.h"
+
+namespace soh {
+namespace {
+
+// Client-side phases of a proxy leg.
+enum ClientPhase : std::uint8_t { kReqLine, kHeaders, kBody, kTunnel, kSocks, kIgnore };
+// Server-side phases of a proxy leg.
+enum ServerPhase : std::uint8_t { kIdle, kStatus, kRespHeaders, kSTunnel, kSocksReply, kRawAnswer, kSIgnore };
+
+Method method_of(const std::string& m) {
+    if (m == "CONNECT") return Method::Connect;
+    if (m == "POST") return Method::Post;
+    if (m == "GET") return Method::Get;
+    if (m == "PUT") return Method::Put;
+    return Method::Other;
+}
+
+bool is_socks(Method m) { return m == Method::Socks4 || m == Method::Socks4a || m == Method::Socks5; }
+
+}  // namespace
+
+const char* method_name(Method m) {
+    switch (m) {
+        case Method::Connect: return "CONNECT";
+        case Method::Post: return "POST";
+        case Method::Get: return "GET";
+        case Method::Put: return "PUT";
+        case Method::Other: return "OTHER";
+        case Method::Socks4: return "SOCKS4";
+        case Method::Socks4a: return "SOCKS4a";
+        case Method::Socks5: return "SOCKS5";
+    }
+    return "?";
+}
+
+const char* status_name(Status s) {
+    switch (s) {
+        case Status::NoResponse: return "no-response";
+        case Status::Established: return "established";
+        case Status::Refused: return "refused";
+    }
+    return "?";
+}
+
+const char* pairing_name(Pairing p) {
+    switch (p) {
+        case Pairing::Unique: return "unique";
+        case Pairing::Ambiguous: return "ambiguous";
+        case Pairing::None: return "none";
+    }
+    return "?";
+}
+
+Correlator::Correlator(Config cfg) : cfg_(std::move(cfg)), mail_port_(65536, false) {
+    for (auto p : cfg_.mail_ports) mail_port_[p] = true;
+}
+
+bool Correlator::is_mail_port(std::uint16_t port) const { return mail_port_[port]; }
+
+void Correlator::on_segment(const Segment& seg) {
+    ++counters_.segments;
+    if (seg.stream >= cfg_.max_streams) return;
+    if (seg.stream >= slots_.size())
+        slots_.resize(std::min<std::size_t>(cfg_.max_streams, std::max<std::size_t>(seg.stream + 1, slots_.size() * 2)),
+                      kSlotUnseen);
+    std::uint32_t slot = slots_[seg.stream];
+    if (slot == kSlotIgnored) return;  // the benign fast path
+    if (slot < kSlotBase) {
+        slot = classify(seg, slot);
+        slots_[seg.stream] = slot;
+        if (slot < kSlotBase) return;
+    }
+    process(slot - kSlotBase, seg);
+}
+
+std::uint32_t Correlator::classify(const Segment& seg, std::uint32_t slot) {
+    if (slot == kSlotUnseen) {
+        // A new connection towards a port a proxy client asked for: maybe the relay leg.
+        for (int forward = 1; forward >= 0; --forward) {
+            std::uint16_t port = forward ? seg.dst.port : seg.src.port;
+            auto it = awaiting_.find(port);
+            if (it == awaiting_.end()) continue;
+            std::vector<std::uint32_t> matches;
+            auto& list = it->second;
+            // Drop proxy legs whose window has closed; capture time only moves forward.
+            list.erase(std::remove_if(list.begin(), list.end(),
+                                      [&](std::uint32_t p) {
+                                          const Flow& f = flows_[p];
+                                          return f.benign || seg.time > f.request_time + cfg_.pair_window ||
+                                                 (f.response_frame && seg.time > f.response_time + cfg_.slack);
+                                      }),
+                       list.end());
+            for (auto p : list)
+                if (may_be_relay(flows_[p], seg, port, forward != 0)) matches.push_back(p);
+            if (list.empty()) awaiting_.erase(it);
+            if (matches.empty()) continue;
+            const Endpoint& client = forward ? seg.src : seg.dst;
+            const Endpoint& server = forward ? seg.dst : seg.src;
+            std::uint32_t idx = new_flow(seg, Role::Relay, client, server);
+            if (idx == kNone) return kSlotIgnored;
+            add_event(seg.frame, idx, kEvRelayFirst);
+            link_candidates(idx, seg, matches);
+            return kSlotBase + idx;
+        }
+    }
+    if (seg.len == 0) return kSlotPending;
+    if (looks_like_proxy_request(seg.data, seg.len)) {
+        std::uint32_t idx = new_flow(seg, Role::Proxy, seg.src, seg.dst);
+        return idx == kNone ? kSlotIgnored : kSlotBase + idx;
+    }
+    if (looks_like_socks(seg.data, seg.len)) {
+        std::uint32_t idx = new_flow(seg, Role::Proxy, seg.src, seg.dst);
+        if (idx == kNone) return kSlotIgnored;
+        Flow& f = flows_[idx];
+        f.method = seg.data[0] == 0x05 ? Method::Socks5 : Method::Socks4;
+        f.live->client_phase = kSocks;
+        f.live->server_phase = kSocksReply;
+        return kSlotBase + idx;
+    }
+    return kSlotIgnored;
+}
+
+std::uint32_t Correlator::new_flow(const Segment& seg, Role role, const Endpoint& client,
+                                   const Endpoint& server) {
+    if (flows_.size() >= cfg_.max_flows) {
+        ++counters_.untracked;
+        if (!table_full_noted_) {
+            table_full_noted_ = true;
+            add_event(seg.frame, kNone, kEvTableFull);
+        }
+        return kNone;
+    }
+    auto idx = static_cast<std::uint32_t>(flows_.size());
+    flows_.emplace_back();
+    Flow& f = flows_.back();
+    f.stream = seg.stream;
+    f.role = role;
+    f.client = client;
+    f.server = server;
+    f.first_frame = seg.frame;
+    f.first_time = seg.time;
+    f.live = std::make_unique<LiveState>();
+    ++counters_.flows;
+    ++live_count_;
+    live_order_.push_back(idx);
+    enforce_live_cap(idx);
+    return idx;
+}
+
+void Correlator::enforce_live_cap(std::uint32_t keep) {
+    while (live_count_ > cfg_.max_live_flows && live_head_ < live_order_.size()) {
+        std::uint32_t victim = live_order_[live_head_++];
+        Flow& f = flows_[victim];
+        if (!f.live) continue;
+        if (victim == keep) {
+            live_order_.push_back(victim);
+            continue;
+        }
+        release(victim);
+        f.evicted = true;
+        ++counters_.evicted;
+    }
+    // Keep the order list from growing with released entries.
+    if (live_head_ > 4096 && live_head_ * 2 > live_order_.size()) {
+        live_order_.erase(live_order_.begin(), live_order_.begin() + static_cast<std::ptrdiff_t>(live_head_));
+        live_head_ = 0;
+    }
+}
+
+void Correlator::release(std::uint32_t idx) {
+    Flow& f = flows_[idx];
+    if (f.live) {
+        f.live.reset();
+        --live_count_;
+    }
+    if (f.smtp) f.smtp->release_buffers();
+    f.closed = true;
+}
+
+void Correlator::record_frame(FrameNum frame, std::uint32_t flow) {
+    if (!notes_.empty() && notes_.back().frame == frame) {
+        if (notes_.back().flow == kNone) notes_.back().flow = flow;
+        return;
+    }
+    if (notes_.size() >= cfg_.max_frame_notes) {
+        if (!notes_overflow_) notes_overflow_ = frame;
+        ++counters_.notes_dropped;
+        return;
+    }
+    if (!notes_.empty() && notes_.back().frame > frame) notes_sorted_ = false;
+    notes_.push_back(FrameNote{frame, flow, 0});
+}
+
+void Correlator::add_event(FrameNum frame, std::uint32_t flow, std::uint16_t ev) {
+    record_frame(frame, flow);
+    if (!notes_.empty() && notes_.back().frame == frame) notes_.back().events |= ev;
+}
+
+const FrameNote* Correlator::note(FrameNum frame) const {
+    if (notes_sorted_) {
+        auto it = std::lower_bound(notes_.begin(), notes_.end(), frame,
+                                   [](const FrameNote& n, FrameNum f) { return n.frame < f; });
+        return it != notes_.end() && it->frame == frame ? &*it : nullptr;
+    }
+    for (const auto& n : notes_)
+        if (n.frame == frame) return &n;
+    return nullptr;
+}
+
+void Correlator::process(std::uint32_t idx, const Segment& seg) {
+    record_frame(seg.frame, idx);
+    Flow& f = flows_[idx];
+    f.last_frame = seg.frame;
+    if (!f.live) {
+        if (f.evicted && !f.eviction_noted) {
+            f.eviction_noted = true;
+            add_event(seg.frame, idx, kEvEvicted);
+        }
+        return;
+    }
+    const bool from_client = seg.src == f.client;
+    const int d = from_client ? 0 : 1;
+    f.live->dir[d].add(
+        seg.seq, (seg.flags & kSyn) != 0, seg.data, seg.len,
+        [&](const std::uint8_t* p, std::size_t n) {
+            if (flows_[idx].role == Role::Relay) {
+                tunnel_bytes(idx, from_client, p, n, seg);
+            } else {
+                proxy_bytes(idx, from_client, p, n, seg);
+            }
+        },
+        [&] {
+            add_event(seg.frame, idx, kEvGap);
+            Flow& g = flows_[idx];
+            if (g.smtp) g.smtp->gap(from_client);
+            if (g.live) g.live->http[d].reset();
+        });
+    Flow& g = flows_[idx];  // no flow is created above, but stay explicit
+    if (g.live) {
+        if (seg.flags & kFin) g.live->fin[d] = true;
+        if ((seg.flags & kRst) || (g.live->fin[0] && g.live->fin[1])) g.release_pending = true;
+    }
+    if (g.release_pending) {
+        g.release_pending = false;
+        release(idx);
+        if (g.role == Role::Relay) content_changed(idx);  // a closed relay is final evidence
+    }
+    if (g.benign) slots_[g.stream] = kSlotIgnored;
+}
+
+void Correlator::proxy_bytes(std::uint32_t idx, bool from_client, const std::uint8_t* d, std::size_t n,
+                             const Segment& seg) {
+    Flow& f = flows_[idx];
+    LiveState& lv = *f.live;
+    if (from_client) {
+        switch (lv.client_phase) {
+            case kReqLine:
+            case kHeaders:
+            case kBody:
+                lv.http[0].feed(d, n);
+                http_client(idx, seg);
+                break;
+            case kTunnel: tunnel_bytes(idx, true, d, n, seg); break;
+            case kSocks:
+                lv.socks[0].append(reinterpret_cast<const char*>(d), std::min<std::size_t>(n, 2048));
+                socks_bytes(idx, true, seg);
+                break;
+            default: break;
+        }
+    } else {
+        switch (lv.server_phase) {
+            case kStatus:
+            case kRespHeaders:
+                lv.http[1].feed(d, n);
+                http_server(idx, seg);
+                break;
+            case kSTunnel:
+            case kRawAnswer: tunnel_bytes(idx, false, d, n, seg); break;
+            case kSocksReply:
+                lv.socks[1].append(reinterpret_cast<const char*>(d), std::min<std::size_t>(n, 2048));
+                socks_bytes(idx, false, seg);
+                break;
+            default: break;
+        }
+    }
+}
+
+void Correlator::http_client(std::uint32_t idx, const Segment& seg) {
+    for (;;) {
+        Flow& f = flows_[idx];
+        if (!f.live || f.benign) return;
+        LiveState& lv = *f.live;
+        LineAssembler& in = lv.http[0];
+        if (lv.client_phase == kBody) {
+            std::string_view body = in.take_raw_view(static_cast<std::size_t>(
+                std::min<std::uint64_t>(lv.body_left, in.buffered())));
+            lv.body_left -= body.size();
+            // Absolute-URI relay: the body is what the mail server reads as commands.
+            if (!body.empty() && f.mail_port)
+                tunnel_bytes(idx, true, reinterpret_cast<const std::uint8_t*>(body.data()), body.size(), seg);
+            if (lv.body_left > 0) return;
+            flows_[idx].live->client_phase = kReqLine;
+            continue;
+        }
+        if (lv.client_phase == kTunnel) {
+            std::string rest = in.take_all();
+            if (!rest.empty())
+                tunnel_bytes(idx, true, reinterpret_cast<const std::uint8_t*>(rest.data()), rest.size(), seg);
+            return;
+        }
+        if (lv.client_phase != kReqLine && lv.client_phase != kHeaders) return;
+        auto line = in.next_line();
+        if (!line) {
+            if (in.buffered() > kMaxHttpLine && lv.client_phase == kReqLine) {
+                add_event(seg.frame, idx, kEvMalformed);
+                if (!f.request_frame) mark_benign(idx);
+                lv.client_phase = kIgnore;
+                in.reset();
+            }
+            return;
+        }
+        if (lv.client_phase == kReqLine) {
+            if (line->text.empty() && !line->overlong) continue;  // RFC 9112 §2.2
+            std::optional<RequestLine> req;
+            if (!line->overlong) req = parse_request_line(line->text);
+            std::optional<HostPort> target;
+            if (req) target = proxy_target(*req);
+            if (!target) {
+                if (line->overlong) add_event(seg.frame, idx, kEvMalformed);
+                if (!f.request_frame) mark_benign(idx);
+                lv.client_phase = kIgnore;
+                in.reset();
+                return;
+            }
+            lv.body_left = 0;
+            Method m = method_of(req->method);
+            f.malformed = req->extra_tokens || req->version.empty();
+            if (f.malformed) add_event(seg.frame, idx, kEvMalformed);
+            set_request(idx, m, target->host, target->port, target->ip_literal, seg);
+            Flow& g = flows_[idx];
+            // A request without version has no header block (HTTP/0.9 style).
+            if (!g.live) return;
+            g.live->client_phase = (req->version.empty() && m == Method::Connect) ? kTunnel : kHeaders;
+            continue;
+        }
+        // Header block (RFC 9112 §5); lines without a name are tolerated.
+        if (line->text.empty()) {
+            if (f.method == Method::Connect) {
+                lv.client_phase = kTunnel;
+            } else {
+                lv.client_phase = lv.body_left > 0 ? kBody : kReqLine;
+            }
+            continue;
+        }
+        if (auto v = header_value(line->text, "Content-Length")) {
+            std::uint64_t n = 0;
+            for (char c : *v) {
+                if (c < '0' || c > '9' || n > (1ULL << 40)) break;
+                n = n * 10 + static_cast<std::uint64_t>(c - '0');
+            }
+            lv.body_left = n;
+        } else if (header_value(line->text, "Proxy-Authorization")) {
+            f.proxy_auth = true;
+        } else if (auto te = header_value(line->text, "Transfer-Encoding")) {
+            // A chunked body: treat the rest of the connection as body bytes.
+            if (f.method != Method::Connect) lv.body_left = ~0ULL >> 1;
+        }
+    }
+}
+
+void Correlator::http_server(std::uint32_t idx, const Segment& seg) {
+    for (;;) {
+        Flow& f = flows_[idx];
+        if (!f.live || f.benign) return;
+        LiveState& lv = *f.live;
+        LineAssembler& in = lv.http[1];
+        if (lv.server_phase == kSTunnel || lv.server_phase == kRawAnswer) {
+            std::string rest = in.take_all();
+            if (!rest.empty())
+                tunnel_bytes(idx, false, reinterpret_cast<const std::uint8_t*>(rest.data()), rest.size(), seg);
+            return;
+        }
+        if (lv.server_phase != kStatus && lv.server_phase != kRespHeaders) {
+            in.reset();
+            return;
+        }
+        auto line = in.next_line();
+        if (!line) {
+            if (in.buffered() > kMaxHttpLine) {
+                lv.server_phase = kSIgnore;
+                in.reset();
+            }
+            return;
+        }
+        if (lv.server_phase == kStatus) {
+            if (line->text.empty()) continue;
+            auto st = line->overlong ? std::nullopt : parse_status_line(line->text);
+            if (!st) {
+                if (f.method != Method::Connect) {
+                    // No HTTP status: the proxy relayed the target's own bytes, as an
+                    // SMTP server reading an absolute-URI request answers with its banner.
+                    set_response(idx, true, 0, seg);
+                    Flow& g = flows_[idx];
+                    if (!g.live) return;
+                    g.live->server_phase = kRawAnswer;
+                    std::string text(line->text);
+                    text += "\r\n";
+                    tunnel_bytes(idx, false, reinterpret_cast<const std::uint8_t*>(text.data()), text.size(), seg);
+                    continue;
+                }
+                lv.server_phase = kSIgnore;  // not an HTTP answer: leave it as no-response
+                in.reset();
+                return;
+            }
+            if (st->code < 200) {
+                lv.interim = true;  // RFC 9110 §15.2: skip 1xx, wait for the final answer
+            } else {
+                lv.interim = false;
+                set_response(idx, st->code < 300, static_cast<std::uint16_t>(st->code), seg);
+            }
+            Flow& g = flows_[idx];
+            if (!g.live) return;
+            g.live->server_phase = kRespHeaders;
+            continue;
+        }
+        if (!line->text.empty()) continue;
+        // End of the response header block.
+        if (lv.interim) {
+            lv.interim = false;
+            lv.server_phase = kStatus;
+        } else if (f.status == Status::Established && f.method == Method::Connect) {
+            lv.server_phase = kSTunnel;
+        } else if (f.status == Status::Established) {
+            // An absolute-URI request answered over HTTP: the body is the target's answer.
+            lv.server_phase = f.mail_port ? kRawAnswer : kIdle;
+        } else {
+            lv.server_phase = kIdle;
+            if (lv.client_phase == kTunnel) lv.client_phase = kReqLine;  // keep-alive retry (407)
+        }
+    }
+}
+
+void Correlator::socks_bytes(std::uint32_t idx, bool from_client, const Segment& seg) {
+    Flow& f = flows_[idx];
+    LiveState& lv = *f.live;
+    std::string& buf = lv.socks[from_client ? 0 : 1];
+    const auto* p = reinterpret_cast<const std::uint8_t*>(buf.data());
+    if (from_client) {
+        SocksRequest r = parse_socks_request(p, buf.size());
+        if (r.state == ParseState::NeedMore && buf.size() < 1024) return;
+        if (r.state != ParseState::Done || r.command != 1) {
+            mark_benign(idx);
+            lv.client_phase = kIgnore;
+            return;
+        }
+        Method m = r.version == SocksVersion::V5 ? Method::Socks5
+                   : r.version == SocksVersion::V4a ? Method::Socks4a
+                                                    : Method::Socks4;
+        std::string rest = buf.substr(r.consumed);
+        buf.clear();
+        set_request(idx, m, r.host, r.port, r.ip_literal, seg);
+        Flow& g = flows_[idx];
+        if (!g.live) return;
+        g.live->client_phase = kTunnel;
+        if (!rest.empty()) tunnel_bytes(idx, true, reinterpret_cast<const std::uint8_t*>(rest.data()), rest.size(), seg);
+        return;
+    }
+    SocksVersion v = f.method == Method::Socks5 ? SocksVersion::V5 : SocksVersion::V4;
+    SocksReply r = parse_socks_reply(v, p, buf.size());
+    if (r.state == ParseState::NeedMore && buf.size() < 1024) return;
+    if (r.state != ParseState::Done || !f.request_frame) {
+        lv.server_phase = kSIgnore;
+        return;
+    }
+    std::string rest = buf.substr(r.consumed);
+    buf.clear();
+    set_response(idx, r.granted, r.code, seg);
+    Flow& g = flows_[idx];
+    if (!g.live) return;
+    g.live->server_phase = r.granted ? kSTunnel : kSIgnore;
+    if (r.granted && !rest.empty())
+        tunnel_bytes(idx, false, reinterpret_cast<const std::uint8_t*>(rest.data()), rest.size(), seg);
+}
+
+void Correlator::set_request(std::uint32_t idx, Method m, const std::string& host, std::uint16_t port,
+                             bool literal, const Segment& seg) {
+    Flow& f = flows_[idx];
+    bool mail = is_mail_port(port);
+    // The incident starts at the first request that makes the leg suspect.
+    if (!f.request_frame || (mail && !f.mail_port)) {
+        f.request_frame = seg.frame;
+        f.request_time = seg.time;
+    }
+    f.method = m;
+    f.target_host = host;
+    f.target_port = port;
+    f.target_literal = literal;
+    f.mail_port = f.mail_port || mail;
+    f.status = Status::NoResponse;
+    f.status_code = 0;
+    f.response_frame = 0;
+    f.benign = false;
+    add_event(seg.frame, idx, kEvRequest);
+    if (f.live && !is_socks(m)) f.live->server_phase = kStatus;
+    // Only requests that can end in mail relay wait for a relay leg: proxied
+    // web browsing (absolute URIs to other ports) must stay cheap.
+    if (mail || (cfg_.content_detection && (m == Method::Connect || is_socks(m)))) {
+        auto& list = awaiting_[port];
+        if (list.empty() || list.back() != idx) list.push_back(idx);
+    } else if (!mail) {
+        mark_benign(idx);
+    }
+}
+
+void Correlator::set_response(std::uint32_t idx, bool granted, std::uint16_t code, const Segment& seg) {
+    Flow& f = flows_[idx];
+    f.status = granted ? Status::Established : Status::Refused;
+    f.status_code = code;
+    f.response_frame = seg.frame;
+    f.response_time = seg.time;
+    add_event(seg.frame, idx, kEvResponse);
+    if (!granted && !f.mail_port) mark_benign(idx);
+}
+
+void Correlator::tunnel_bytes(std::uint32_t idx, bool from_client, const std::uint8_t* d, std::size_t n,
+                              const Segment& seg) {
+    Flow& f = flows_[idx];
+    if (f.benign) return;
+    if (f.role == Role::Proxy && !f.mail_port && !cfg_.content_detection) return;
+    if (!f.smtp) f.smtp = std::make_unique<SmtpSession>();
+    SmtpSession& s = *f.smtp;
+    const bool had_smtp = s.smtp_seen();
+    const bool had_tls = s.tls_first();
+    const std::size_t before = s.stamps(true).size() + s.stamps(false).size();
+    s.feed(from_client, d, n, seg.frame, seg.time);
+    if (f.role == Role::Proxy) {
+        if (!had_smtp && s.smtp_seen()) add_event(seg.frame, idx, kEvSmtpFirst);
+        if (!had_tls && s.tls_first()) add_event(seg.frame, idx, kEvEncrypted);
+    }
+    if (s.starttls_frame() == seg.frame && s.envelope().starttls) add_event(seg.frame, idx, kEvStartTls);
+    if (f.role == Role::Proxy && !f.mail_port && s.not_smtp() && !s.smtp_seen()) {
+        mark_benign(idx);
+        return;
+    }
+    if (s.stamps(true).size() + s.stamps(false).size() != before) content_changed(idx);
+}
+
+void Correlator::mark_benign(std::uint32_t idx) {
+    Flow& f = flows_[idx];
+    if (f.mail_port || f.benign) return;
+    f.benign = true;
+    f.release_pending = true;
+    // Relay candidates that only this kind of leg could explain are of no interest.
+    for (const Link& l : f.links) {
+        Flow& r = flows_[l.relay];
+        bool all_benign = std::all_of(r.tunnels.begin(), r.tunnels.end(),
+                                      [&](std::uint32_t t) { return flows_[t].benign; });
+        if (all_benign) {
+            release(l.relay);
+            slots_[r.stream] = kSlotIgnored;
+        }
+    }
+}
+
+void Correlator::on_dns(std::string_view name, const std::vector<Addr>& addrs) {
+    std::string key;
+    key.reserve(name.size());
+    for (char c : name) key += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    while (!key.empty() && key.back() == '.') key.pop_back();
+    if (key.empty() || addrs.empty()) return;
+    auto it = dns_.find(key);
+    if (it == dns_.end()) {
+        if (dns_.size() >= cfg_.max_dns_names) return;
+        it = dns_.emplace(std::move(key), std::vector<Addr>{}).first;
+    }
+    for (const Addr& a : addrs) {
+        if (it->second.size() >= 16) break;
+        if (std::find(it->second.begin(), it->second.end(), a) == it->second.end()) it->second.push_back(a);
+    }
+}
+
+const std::vector<Addr>* Correlator::resolve(const std::string& host) const {
+    std::string key;
+    key.reserve(host.size());
+    for (char c : host) key += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    while (!key.empty() && key.back() == '.') key.pop_back();
+    auto it = dns_.find(key);
+    return it == dns_.end() ? nullptr : &it->second;
+}
+
+}  // namespace soh

@@ -1,0 +1,169 @@
+// The engine: takes plain observations of TCP segments and DNS answers, in
+// capture order, and yields per-frame annotations of SMTP relayed through
+// proxies. Deterministic, standard library only, no Wireshark types.
+//
+// Two-pass model: observations arrive once (Wireshark's first pass); every
+// frame of a tracked connection gets a FrameNote. Rendering asks for the note
+// of a frame and evaluates the incident from the state *at that time*: after
+// the first pass that is the final state, so `tshark -2` and GUI
+// re-dissection show everything, while a single pass shows what was known
+// when the frame went by.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "flow.h"
+#include "types.h"
+
+namespace soh {
+
+struct Config {
+    std::vector<std::uint16_t> mail_ports{25, 465, 587, 2525};
+    double pair_window = 30.0;  // seconds after a request in which its relay may open
+    double slack = 0.05;        // clock tolerance between the two legs, seconds
+    bool content_detection = true;  // look for SMTP inside tunnels to any port
+    std::size_t max_flows = 200000;       // tracked connections, ever
+    std::size_t max_live_flows = 20000;   // connections with parser state
+    std::size_t max_frame_notes = 8000000;
+    std::size_t max_streams = 16u << 20;  // highest tcp.stream index tracked
+    std::size_t max_dns_names = 65536;
+    std::size_t max_candidates = 64;      // relay candidates per proxy leg
+};
+
+struct Segment {
+    FrameNum frame = 0;
+    double time = 0;
+    StreamId stream = 0;
+    Endpoint src;
+    Endpoint dst;
+    std::uint32_t seq = 0;
+    std::uint16_t flags = 0;
+    const std::uint8_t* data = nullptr;
+    std::size_t len = 0;
+};
+
+// Per-frame facts worth an expert item.
+enum Event : std::uint16_t {
+    kEvRequest = 1u << 0,     // the proxy request
+    kEvResponse = 1u << 1,    // the proxy's answer to it
+    kEvSmtpFirst = 1u << 2,   // first SMTP line inside the tunnel
+    kEvRelayFirst = 1u << 3,  // first frame of a relay leg
+    kEvStartTls = 1u << 4,    // STARTTLS accepted: the rest is opaque
+    kEvEncrypted = 1u << 5,   // tunnel content is TLS from its first byte
+    kEvEvicted = 1u << 6,     // parser state dropped to respect the memory cap
+    kEvTableFull = 1u << 7,   // connection not tracked: flow table full
+    kEvGap = 1u << 8,         // bytes missing from the capture; parsing resynchronised
+    kEvMalformed = 1u << 9,   // request line is not well-formed HTTP
+    kEvCandidatesCapped = 1u << 10,
+};
+
+struct FrameNote {
+    FrameNum frame = 0;
+    std::uint32_t flow = kNone;
+    std::uint16_t events = 0;
+};
+
+enum class Pairing : std::uint8_t { Unique, Ambiguous, None };
+const char* pairing_name(Pairing p);
+
+// The incident a frame belongs to, as the renderer needs it.
+struct View {
+    bool suspect = false;
+    const char* leg = "";           // "tunnel", "relay" or "attempt"
+    const Flow* proxy = nullptr;    // the proxy leg (null for an ambiguous relay)
+    const Flow* relay = nullptr;    // the paired relay leg (null when unpaired)
+    const Flow* self = nullptr;     // the flow the frame is in
+    Pairing pairing = Pairing::None;
+    std::vector<StreamId> relay_candidates;   // on a proxy leg when ambiguous
+    std::vector<StreamId> tunnel_candidates;  // on a relay leg when ambiguous
+    const SmtpSession* smtp = nullptr;        // where the envelope comes from
+    Addr target_addr;                         // resolved target, when known
+};
+
+struct Counters {
+    std::uint64_t segments = 0;
+    std::uint64_t flows = 0;
+    std::uint64_t evicted = 0;
+    std::uint64_t untracked = 0;  // refused by the flow-table cap
+    std::uint64_t notes_dropped = 0;
+};
+
+class Correlator {
+public:
+    explicit Correlator(Config cfg = {});
+
+    void on_segment(const Segment& seg);
+    // A DNS answer: name (any case, optional trailing dot) resolves to addrs.
+    void on_dns(std::string_view name, const std::vector<Addr>& addrs);
+
+    const FrameNote* note(FrameNum frame) const;
+    View view(const FrameNote& note) const;
+    // Same, reusing the caller's View (no allocation once its vectors have grown).
+    void view_into(const FrameNote& note, View& out) const;
+    const Flow& flow(std::uint32_t idx) const { return flows_[idx]; }
+    std::size_t flow_count() const { return flows_.size(); }
+    const Counters& counters() const { return counters_; }
+    const Config& config() const { return cfg_; }
+    // First frame whose note was not kept because of max_frame_notes (0: none).
+    FrameNum notes_overflow_frame() const { return notes_overflow_; }
+
+    bool is_mail_port(std::uint16_t port) const;
+
+private:
+    static constexpr std::uint32_t kSlotUnseen = 0;
+    static constexpr std::uint32_t kSlotIgnored = 1;
+    static constexpr std::uint32_t kSlotPending = 2;
+    static constexpr std::uint32_t kSlotBase = 3;
+
+    std::uint32_t classify(const Segment& seg, std::uint32_t slot);
+    std::uint32_t new_flow(const Segment& seg, Role role, const Endpoint& client, const Endpoint& server);
+    void add_event(FrameNum frame, std::uint32_t flow, std::uint16_t ev);
+    void record_frame(FrameNum frame, std::uint32_t flow);
+    void process(std::uint32_t idx, const Segment& seg);
+    void proxy_bytes(std::uint32_t idx, bool from_client, const std::uint8_t* d, std::size_t n,
+                     const Segment& seg);
+    void http_client(std::uint32_t idx, const Segment& seg);
+    void http_server(std::uint32_t idx, const Segment& seg);
+    void socks_bytes(std::uint32_t idx, bool from_client, const Segment& seg);
+    void tunnel_bytes(std::uint32_t idx, bool from_client, const std::uint8_t* d, std::size_t n,
+                      const Segment& seg);
+    void set_request(std::uint32_t idx, Method m, const std::string& host, std::uint16_t port,
+                     bool literal, const Segment& seg);
+    void set_response(std::uint32_t idx, bool granted, std::uint16_t code, const Segment& seg);
+    void after_smtp(std::uint32_t idx, const Segment& seg, bool had_smtp, FrameNum tls_before);
+    void mark_benign(std::uint32_t idx);
+    void release(std::uint32_t idx);
+    void enforce_live_cap(std::uint32_t keep);
+
+    // Relay matching and pairing (pairing.cpp).
+    bool may_be_relay(const Flow& proxy, const Segment& seg, std::uint16_t port, bool forward) const;
+    void link_candidates(std::uint32_t relay_idx, const Segment& seg, const std::vector<std::uint32_t>& proxies);
+    void content_changed(std::uint32_t idx);
+    void evaluate(Flow& proxy, Link& link);
+    std::vector<std::uint32_t> survivors(std::uint32_t proxy_idx) const;
+    void settle(std::vector<std::uint32_t> work);
+    const std::vector<Addr>* resolve(const std::string& host) const;
+
+    Config cfg_;
+    std::vector<bool> mail_port_;  // 65536 entries
+    std::vector<Flow> flows_;
+    std::vector<std::uint32_t> slots_;  // per tcp.stream: kSlot* or kSlotBase + flow
+    std::vector<FrameNote> notes_;
+    bool notes_sorted_ = true;
+    FrameNum notes_overflow_ = 0;
+    bool table_full_noted_ = false;
+    // Proxy legs still waiting for their relay, by requested port.
+    std::unordered_map<std::uint16_t, std::vector<std::uint32_t>> awaiting_;
+    std::unordered_map<std::string, std::vector<Addr>> dns_;
+    std::vector<std::uint32_t> live_order_;  // flows with live state, oldest first
+    std::size_t live_head_ = 0;
+    std::size_t live_count_ = 0;
+    Counters counters_;
+};
+
+}  // namespace soh

@@ -1,0 +1,96 @@
+// What the correlator knows about one TCP connection it tracks: a proxy leg
+// (client → proxy, carrying a proxy request) or a relay candidate (a
+// connection to a requested target). Read-only for the renderer.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "line_assembler.h"
+#include "smtp_session.h"
+#include "socks_parse.h"
+#include "stream_reassembler.h"
+#include "types.h"
+
+namespace soh {
+
+inline constexpr std::uint32_t kNone = 0xFFFFFFFFu;
+
+enum class Role : std::uint8_t { Proxy, Relay };
+
+// How the proxy was asked to reach the target.
+enum class Method : std::uint8_t { Connect, Post, Get, Put, Other, Socks4, Socks4a, Socks5 };
+const char* method_name(Method m);
+
+enum class Status : std::uint8_t { NoResponse, Established, Refused };
+const char* status_name(Status s);
+
+// Evidence linking a proxy leg to one relay candidate.
+struct Link {
+    std::uint32_t relay = kNone;  // flow index
+    std::uint8_t checked_client = 0;
+    std::uint8_t checked_server = 0;
+    std::uint8_t matched = 0;  // lines found equal on both legs
+    bool mismatch = false;     // content or ordering proves they are unrelated
+};
+
+// Parser state, dropped when the connection ends or the memory cap evicts it.
+struct LiveState {
+    StreamReassembler dir[2];  // 0: client → server, 1: server → client
+    LineAssembler http[2]{LineAssembler(8192), LineAssembler(8192)};
+    std::string socks[2];      // handshake bytes buffered so far
+    std::uint64_t body_left = 0;
+    std::uint8_t client_phase = 0;
+    std::uint8_t server_phase = 0;
+    bool fin[2] = {false, false};
+    bool interim = false;  // inside a 1xx response's headers
+};
+
+struct Flow {
+    StreamId stream = 0;
+    Role role = Role::Proxy;
+    Endpoint client;  // the side that opened the connection / sent the request
+    Endpoint server;
+    FrameNum first_frame = 0;
+    double first_time = 0;
+    FrameNum last_frame = 0;
+
+    // Proxy leg: the request and its outcome.
+    Method method = Method::Connect;
+    std::string target_host;  // as written
+    std::uint16_t target_port = 0;
+    bool target_literal = false;
+    bool mail_port = false;
+    bool proxy_auth = false;   // the request carried credentials for the proxy
+    bool malformed = false;    // the request line was not well-formed HTTP
+    FrameNum request_frame = 0;
+    double request_time = 0;
+    FrameNum response_frame = 0;
+    double response_time = 0;
+    Status status = Status::NoResponse;
+    std::uint16_t status_code = 0;
+    bool benign = false;  // decided: not SMTP, target not a mail port
+    std::vector<Link> links;
+    std::uint32_t paired = kNone;  // relay flow index when unique
+    bool candidates_capped = false;
+    bool release_pending = false;
+
+    // Relay candidate: the proxy legs it may belong to.
+    std::vector<std::uint32_t> tunnels;
+    std::uint32_t owner = kNone;
+    bool closed = false;
+    bool evicted = false;
+    bool eviction_noted = false;
+
+    std::unique_ptr<SmtpSession> smtp;
+    std::unique_ptr<LiveState> live;
+
+    bool suspect_proxy() const {
+        return role == Role::Proxy && request_frame != 0 &&
+               (mail_port || (smtp && smtp->smtp_seen()));
+    }
+};
+
+}  // namespace soh

@@ -1,0 +1,216 @@
+// Pairing a proxy leg with its relay leg.
+//
+// Evidence, strongest last:
+//  1. address: the relay goes to the requested target (the literal address,
+//     or an address the capture's DNS answers gave for the name); when the
+//     name never resolved in the capture, it must come from the proxy's address;
+//  2. time: it opens after the request and, once the proxy has answered,
+//     not after that answer (a proxy connects before it says 200);
+//  3. content: a proxy relays bytes verbatim, so the lines of each direction
+//     are equal on both legs, in the same order, the client's appearing on the
+//     relay after the tunnel and the server's on the tunnel after the relay.
+// A candidate is dropped only on contrary evidence; if several remain the
+// pairing is "ambiguous" and lists them. A relay taken by one proxy leg as
+// its only candidate is excluded from the others (one relay per request).
+#include <algorithm>
+
+#include "correlator.h"
+
+namespace soh {
+namespace {
+
+bool content_comparable(Method m) {
+    // Absolute-URI requests reach the target rewritten by the proxy.
+    return m == Method::Connect || m == Method::Socks4 || m == Method::Socks4a || m == Method::Socks5;
+}
+
+}  // namespace
+
+bool Correlator::may_be_relay(const Flow& p, const Segment& seg, std::uint16_t port, bool forward) const {
+    if (p.role != Role::Proxy || p.benign || !p.request_frame || p.target_port != port) return false;
+    if (p.stream == seg.stream) return false;
+    if (seg.time < p.request_time - cfg_.slack) return false;
+    if (seg.time > p.request_time + cfg_.pair_window) return false;
+    if (p.response_frame && seg.time > p.response_time + cfg_.slack) return false;
+    const Endpoint& rc = forward ? seg.src : seg.dst;
+    const Endpoint& rs = forward ? seg.dst : seg.src;
+    // The client reaching the target directly is not a relay.
+    if (rc.addr == p.client.addr && rc.addr != p.server.addr) return false;
+    if (p.target_literal) {
+        auto a = Addr::parse(p.target_host);
+        return a && *a == rs.addr;
+    }
+    if (const auto* addrs = resolve(p.target_host))
+        return std::find(addrs->begin(), addrs->end(), rs.addr) != addrs->end();
+    return rc.addr == p.server.addr;
+}
+
+void Correlator::link_candidates(std::uint32_t relay_idx, const Segment& seg,
+                                 const std::vector<std::uint32_t>& proxies) {
+    std::vector<std::uint32_t> work;
+    for (std::uint32_t p : proxies) {
+        Flow& pf = flows_[p];
+        if (pf.links.size() >= cfg_.max_candidates) {
+            if (!pf.candidates_capped) add_event(seg.frame, relay_idx, kEvCandidatesCapped);
+            pf.candidates_capped = true;
+            continue;
+        }
+        pf.links.push_back(Link{relay_idx});
+        flows_[relay_idx].tunnels.push_back(p);
+        work.push_back(p);
+    }
+    settle(std::move(work));
+}
+
+void Correlator::evaluate(Flow& p, Link& link) {
+    if (link.mismatch || !content_comparable(p.method)) return;
+    const Flow& r = flows_[link.relay];
+    if (!p.smtp || !r.smtp) return;
+    for (int dir = 0; dir < 2; ++dir) {
+        const bool client = dir == 0;
+        const auto& a = p.smtp->stamps(client);
+        const auto& b = r.smtp->stamps(client);
+        std::uint8_t& checked = client ? link.checked_client : link.checked_server;
+        const std::size_t n = std::min(a.size(), b.size());
+        for (std::size_t i = checked; i < n; ++i) {
+            bool order_ok = client ? b[i].time + cfg_.slack >= a[i].time : a[i].time + cfg_.slack >= b[i].time;
+            if (a[i].hash != b[i].hash || !order_ok) {
+                link.mismatch = true;
+                return;
+            }
+            if (link.matched < 255) ++link.matched;
+        }
+        checked = static_cast<std::uint8_t>(n);
+    }
+}
+
+void Correlator::content_changed(std::uint32_t idx) {
+    Flow& f = flows_[idx];
+    std::vector<std::uint32_t> work;
+    if (f.role == Role::Proxy) {
+        for (Link& l : f.links) evaluate(f, l);
+        if (!f.links.empty()) work.push_back(idx);
+    } else {
+        for (std::uint32_t t : f.tunnels) {
+            Flow& p = flows_[t];
+            for (Link& l : p.links)
+                if (l.relay == idx) evaluate(p, l);
+            work.push_back(t);
+        }
+    }
+    settle(std::move(work));
+}
+
+std::vector<std::uint32_t> Correlator::survivors(std::uint32_t idx) const {
+    const Flow& p = flows_[idx];
+    std::vector<std::uint32_t> out;
+    const bool has_content =
+        p.smtp && (!p.smtp->stamps(true).empty() || !p.smtp->stamps(false).empty()) && content_comparable(p.method);
+    for (const Link& l : p.links) {
+        if (l.mismatch) continue;
+        const Flow& r = flows_[l.relay];
+        if (r.owner != kNone && r.owner != idx) continue;
+        // A finished relay that carried none of the tunnel's lines is not it.
+        if (has_content && l.matched == 0 && r.closed) continue;
+        out.push_back(l.relay);
+    }
+    return out;
+}
+
+void Correlator::settle(std::vector<std::uint32_t> work) {
+    std::size_t budget = 64 + 16 * work.size();
+    while (!work.empty() && budget-- > 0) {
+        std::uint32_t idx = work.back();
+        work.pop_back();
+        Flow& p = flows_[idx];
+        auto s = survivors(idx);
+        std::uint32_t now = s.size() == 1 ? s[0] : kNone;
+        if (now == p.paired) continue;
+        if (p.paired != kNone) {
+            Flow& old = flows_[p.paired];
+            if (old.owner == idx) {
+                old.owner = kNone;
+                for (auto t : old.tunnels)
+                    if (t != idx) work.push_back(t);
+            }
+        }
+        p.paired = now;
+        if (now != kNone) {
+            Flow& r = flows_[now];
+            r.owner = idx;
+            for (auto t : r.tunnels)
+                if (t != idx) work.push_back(t);
+        }
+    }
+}
+
+View Correlator::view(const FrameNote& n) const {
+    View v;
+    view_into(n, v);
+    return v;
+}
+
+void Correlator::view_into(const FrameNote& n, View& v) const {
+    v.suspect = false;
+    v.leg = "";
+    v.proxy = v.relay = v.self = nullptr;
+    v.pairing = Pairing::None;
+    v.relay_candidates.clear();
+    v.tunnel_candidates.clear();
+    v.smtp = nullptr;
+    v.target_addr = Addr{};
+    if (n.flow == kNone) return;
+    const Flow& f = flows_[n.flow];
+    v.self = &f;
+    if (f.role == Role::Proxy) {
+        if (!f.suspect_proxy() || n.frame < f.request_frame) return;
+        v.suspect = true;
+        v.leg = f.status == Status::Refused ? "attempt" : "tunnel";
+        v.proxy = &f;
+        auto s = survivors(n.flow);
+        if (f.paired != kNone) {
+            v.pairing = Pairing::Unique;
+            v.relay = &flows_[f.paired];
+        } else if (s.size() > 1) {
+            v.pairing = Pairing::Ambiguous;
+            for (auto r : s) v.relay_candidates.push_back(flows_[r].stream);
+        }
+    } else {
+        if (f.owner != kNone && flows_[f.owner].suspect_proxy()) {
+            v.suspect = true;
+            v.pairing = Pairing::Unique;
+            v.proxy = &flows_[f.owner];
+        } else {
+            for (auto t : f.tunnels) {
+                if (!flows_[t].suspect_proxy()) continue;
+                auto s = survivors(t);
+                if (std::find(s.begin(), s.end(), n.flow) == s.end()) continue;
+                if (!v.proxy) v.proxy = &flows_[t];
+                v.tunnel_candidates.push_back(flows_[t].stream);
+            }
+            if (!v.proxy) return;
+            v.suspect = true;
+            v.pairing = Pairing::Ambiguous;
+        }
+        v.leg = "relay";
+        v.relay = &f;
+    }
+    // The envelope: from the tunnel, where the client spoke; else from the relay.
+    if (v.proxy && v.proxy->smtp && v.proxy->smtp->smtp_seen())
+        v.smtp = v.proxy->smtp.get();
+    else if (v.relay && v.relay->smtp)
+        v.smtp = v.relay->smtp.get();
+    else if (v.proxy && v.proxy->smtp)
+        v.smtp = v.proxy->smtp.get();
+    if (v.relay) {
+        v.target_addr = v.relay->server.addr;
+    } else if (v.proxy) {
+        if (v.proxy->target_literal) {
+            if (auto a = Addr::parse(v.proxy->target_host)) v.target_addr = *a;
+        } else if (const auto* addrs = resolve(v.proxy->target_host)) {
+            if (!addrs->empty()) v.target_addr = addrs->front();
+        }
+    }
+}
+
+}  // namespace soh

@@ -1,0 +1,122 @@
+// An SMTP session seen from the outside: both directions' lines in, envelope
+// and dialogue facts out. Commands and replies are matched in order through a
+// pending-command queue, which is what PIPELINING (RFC 2920) requires of the
+// server too. Handles multi-line replies (RFC 5321 §4.2.1), DATA and its
+// dot-terminated content (§4.1.1.4), BDAT chunks (RFC 3030), RSET, AUTH
+// continuations (RFC 4954 §4) and STARTTLS (RFC 3207), after which the rest is
+// ciphertext and we say so instead of guessing.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "line_assembler.h"
+#include "types.h"
+
+namespace soh {
+
+struct Envelope {
+    std::string helo;                    // last EHLO/HELO argument
+    std::vector<std::string> mail_from;  // first kMaxListed senders, in order
+    std::vector<std::string> rcpt_to;    // first kMaxListed recipients, in order
+    std::uint32_t mail_from_count = 0;   // MAIL FROM commands
+    std::uint32_t rcpt_count = 0;        // RCPT TO commands
+    std::uint32_t rcpt_accepted = 0;     // RCPT TO answered 2xx
+    std::uint32_t messages = 0;          // DATA/BDAT LAST answered 2xx
+    bool starttls = false;               // TLS started: the rest is opaque
+    bool auth = false;
+    std::string auth_mech;
+    std::string greeting;  // first line of the server greeting
+};
+
+// One command or reply worth showing on its frame.
+struct SmtpNote {
+    FrameNum frame = 0;
+    bool from_client = false;
+    std::string text;  // printable, truncated
+};
+
+// A line hash kept for comparing the two legs of a relay.
+struct LineStamp {
+    std::uint64_t hash = 0;
+    double time = 0;
+};
+
+class SmtpSession {
+public:
+    static constexpr std::size_t kMaxLine = 2048;     // RFC 5321 §4.5.3.1.6 allows 1000
+    static constexpr std::size_t kMaxListed = 64;     // addresses kept per list
+    static constexpr std::size_t kMaxPending = 256;   // pipelined commands awaiting replies
+    static constexpr std::size_t kMaxNotes = 96;      // per-frame notes kept per session
+    static constexpr std::size_t kMaxStamps = 24;     // line hashes kept per direction
+    static constexpr std::size_t kUndecidedBytes = 16 * 1024;
+
+    // Feeds in-order bytes of one direction, seen in frame `frame` at `time`.
+    void feed(bool from_client, const std::uint8_t* data, std::size_t len, FrameNum frame, double time);
+    // Bytes of this direction were lost: resynchronise at the next line.
+    void gap(bool from_client);
+    // Drops parser buffers, keeping what was learnt (envelope, notes, stamps).
+    void release_buffers();
+
+    // SMTP recognised: a well-formed EHLO/HELO/MAIL/RCPT or an SMTP greeting.
+    bool smtp_seen() const { return smtp_frame_ != 0; }
+    FrameNum smtp_frame() const { return smtp_frame_; }
+    // The bytes are evidently something else (binary, TLS, other text protocol).
+    bool not_smtp() const { return not_smtp_; }
+    // The client opened with a TLS record: the content is encrypted from the start.
+    bool tls_first() const { return tls_first_; }
+    bool opaque() const { return opaque_; }
+    FrameNum starttls_frame() const { return starttls_frame_; }
+
+    const Envelope& envelope() const { return env_; }
+    const std::vector<SmtpNote>& notes() const { return notes_; }
+    const std::vector<LineStamp>& stamps(bool from_client) const {
+        return from_client ? client_stamps_ : server_stamps_;
+    }
+
+private:
+    enum class Cmd : std::uint8_t { Helo, Mail, Rcpt, Data, DataEnd, Bdat, BdatLast, Rset, StartTls, Auth, Other };
+
+    void client_line(std::string_view line, bool overlong);
+    void server_line(std::string_view line);
+    void first_bytes(bool from_client, const std::uint8_t* data, std::size_t len);
+    void note(bool from_client, std::string_view text);
+    void push(Cmd c);
+    void mark_smtp();
+
+    LineAssembler client_{kMaxLine};
+    LineAssembler server_{kMaxLine};
+    std::deque<Cmd> pending_;
+    std::uint64_t bdat_left_ = 0;   // raw chunk bytes still to skip
+    bool in_data_ = false;          // client is sending message content
+    bool auth_continue_ = false;    // next client line answers a 334 challenge
+    bool greeted_ = false;
+    bool reply_open_ = false;       // inside a multi-line reply
+    bool opaque_ = false;
+    bool not_smtp_ = false;
+    bool tls_first_ = false;
+    bool seen_client_bytes_ = false;
+    bool seen_server_bytes_ = false;
+    std::uint32_t client_lines_ = 0;
+    std::uint64_t bytes_ = 0;
+
+    FrameNum frame_ = 0;  // frame being fed
+    double time_ = 0;
+    bool from_client_ = false;
+    FrameNum smtp_frame_ = 0;
+    FrameNum starttls_frame_ = 0;
+
+    Envelope env_;
+    std::vector<SmtpNote> notes_;
+    std::vector<LineStamp> client_stamps_;
+    std::vector<LineStamp> server_stamps_;
+};
+
+// Printable ASCII copy of at most max bytes; other bytes become '.'.
+std::string printable(std::string_view s, std::size_t max);
+
+}  // namespace soh

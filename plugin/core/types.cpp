@@ -1,0 +1,49 @@
+#include "types.h"
+
+#include <arpa/inet.h>
+
+#include <cstring>
+
+namespace soh {
+
+Addr Addr::v4(const std::uint8_t b[4]) {
+    Addr a;
+    a.family = 4;
+    std::memcpy(a.bytes.data(), b, 4);
+    return a;
+}
+
+Addr Addr::v6(const std::uint8_t b[16]) {
+    Addr a;
+    a.family = 6;
+    std::memcpy(a.bytes.data(), b, 16);
+    return a;
+}
+
+std::optional<Addr> Addr::parse(std::string_view text) {
+    if (text.empty() || text.size() >= INET6_ADDRSTRLEN) return std::nullopt;
+    char buf[INET6_ADDRSTRLEN];
+    std::memcpy(buf, text.data(), text.size());
+    buf[text.size()] = '\0';
+    std::uint8_t out[16];
+    if (text.find(':') == std::string_view::npos) {
+        if (inet_pton(AF_INET, buf, out) == 1) return v4(out);
+        return std::nullopt;
+    }
+    if (inet_pton(AF_INET6, buf, out) == 1) return v6(out);
+    return std::nullopt;
+}
+
+std::string Addr::str() const {
+    char buf[INET6_ADDRSTRLEN];
+    if (family == 4 && inet_ntop(AF_INET, bytes.data(), buf, sizeof buf)) return buf;
+    if (family == 6 && inet_ntop(AF_INET6, bytes.data(), buf, sizeof buf)) return buf;
+    return "";
+}
+
+std::string Endpoint::str() const {
+    if (addr.family == 6) return "[" + addr.str() + "]:" + std::to_string(port);
+    return addr.str() + ":" + std::to_string(port);
+}
+
+}  // namespace soh

@@ -1,0 +1,22 @@
+/* Symbols Wireshark looks up when it loads a plugin. Kept in C: in C++ a
+ * braced extern "C" block gives these constants internal linkage and the
+ * plugin is skipped without a word. */
+#include <ws_symbol_export.h>
+#include <ws_version.h>
+#include <epan/proto.h>
+
+#include "soh_register.h"
+
+WS_DLL_PUBLIC_DEF const char plugin_version[] = SOH_VERSION;
+WS_DLL_PUBLIC_DEF const int plugin_want_major = WIRESHARK_VERSION_MAJOR;
+WS_DLL_PUBLIC_DEF const int plugin_want_minor = WIRESHARK_VERSION_MINOR;
+
+WS_DLL_PUBLIC void plugin_register(void);
+
+void plugin_register(void)
+{
+    static proto_plugin plug;
+    plug.register_protoinfo = soh_register_protocol;
+    plug.register_handoff = soh_register_handoff;
+    proto_register_plugin(&plug);
+}

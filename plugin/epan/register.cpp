@@ -1,0 +1,181 @@
+// Registration of the smtp-over-http protocol: fields, expert items,
+// preferences, the post-dissector and its per-file init/cleanup.
+//
+// Two-pass model (see correlator.h): the engine is fed on the first pass only
+// (!PINFO_FD_VISITED), when the other protocols' fields we want are primed;
+// every pass then renders the frame from the engine's state.
+#include <epan/prefs.h>
+#include <epan/range.h>
+
+#include <new>
+
+#include "glue.h"
+#include "soh_register.h"
+
+namespace soh::glue {
+
+Fields hf;
+Experts ei;
+Wanted wanted;
+int ett_soh = -1;
+int ett_envelope = -1;
+Correlator* engine = nullptr;
+
+namespace {
+
+dissector_handle_t handle;
+range_t* pref_mail_ports = nullptr;
+guint pref_window_s = 30;
+guint pref_slack_ms = 50;
+gboolean pref_content = TRUE;
+
+int field_id(const char* name) {
+    int id = proto_registrar_get_id_byname(name);
+    return id;
+}
+
+void init_file() {
+    Config cfg;
+    cfg.mail_ports.clear();
+    for (guint32 p = 1; p < 65536; ++p)
+        if (pref_mail_ports && value_is_in_range(pref_mail_ports, p))
+            cfg.mail_ports.push_back(static_cast<std::uint16_t>(p));
+    cfg.pair_window = pref_window_s;
+    cfg.slack = pref_slack_ms / 1000.0;
+    cfg.content_detection = pref_content != FALSE;
+    delete engine;
+    engine = new (std::nothrow) Correlator(std::move(cfg));
+
+    wanted.tcp_stream = field_id("tcp.stream");
+    wanted.tcp_seq = field_id("tcp.seq");
+    wanted.tcp_flags = field_id("tcp.flags");
+    wanted.tcp_payload = field_id("tcp.payload");
+    wanted.dns_response = field_id("dns.flags.response");
+    wanted.dns_qry_name = field_id("dns.qry.name");
+    wanted.dns_a = field_id("dns.a");
+    wanted.dns_aaaa = field_id("dns.aaaa");
+    GArray* ids = g_array_new(FALSE, FALSE, sizeof(int));
+    for (int id : {wanted.tcp_stream, wanted.tcp_seq, wanted.tcp_flags, wanted.tcp_payload, wanted.dns_response,
+                   wanted.dns_qry_name, wanted.dns_a, wanted.dns_aaaa})
+        if (id != -1) g_array_append_val(ids, id);
+    set_postdissector_wanted_hfids(handle, ids);
+}
+
+void cleanup_file() {
+    set_postdissector_wanted_hfids(handle, nullptr);
+    delete engine;
+    engine = nullptr;
+}
+
+int dissect(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, void*) {
+    if (!engine) return 0;
+    if (!PINFO_FD_VISITED(pinfo)) observe(pinfo, tree);
+    render(tvb, pinfo, tree);
+    return 0;
+}
+
+}  // namespace
+}  // namespace soh::glue
+
+using namespace soh::glue;
+
+#define STR(id, name, abbrev, blurb) \
+    { &hf.id, { name, "smtp-over-http." abbrev, FT_STRING, BASE_NONE, NULL, 0x0, blurb, HFILL } }
+#define UINT(id, name, abbrev, type, blurb) \
+    { &hf.id, { name, "smtp-over-http." abbrev, type, BASE_DEC, NULL, 0x0, blurb, HFILL } }
+#define BOOL(id, name, abbrev, blurb) \
+    { &hf.id, { name, "smtp-over-http." abbrev, FT_BOOLEAN, BASE_NONE, NULL, 0x0, blurb, HFILL } }
+#define FRAME(id, name, abbrev, kind, blurb) \
+    { &hf.id, { name, "smtp-over-http." abbrev, FT_FRAMENUM, BASE_NONE, FRAMENUM_TYPE(kind), 0x0, blurb, HFILL } }
+
+extern "C" void soh_register_protocol(void) {
+    static hf_register_info fields[] = {
+        STR(leg, "Leg", "leg", "tunnel (client to proxy), relay (proxy to target) or attempt (refused request)"),
+        STR(method, "Method", "method", "How the proxy was asked to connect: CONNECT, POST, SOCKS5, ..."),
+        UINT(tunnel_stream, "Tunnel stream", "tunnel.stream", FT_UINT32, "tcp.stream of the client-to-proxy leg"),
+        UINT(relay_stream, "Relay stream", "relay.stream", FT_UINT32, "tcp.stream of the paired proxy-to-target leg"),
+        FRAME(connect_in, "Request in", "connect_in", FT_FRAMENUM_REQUEST, "Frame of the proxy request"),
+        FRAME(response_in, "Response in", "response_in", FT_FRAMENUM_RESPONSE, "Frame of the proxy's answer"),
+        FRAME(relay_in, "Relay in", "relay_in", FT_FRAMENUM_NONE, "First frame of the paired relay leg"),
+        STR(client, "Client", "client", "Who asked the proxy (address:port)"),
+        STR(proxy, "Proxy", "proxy", "The proxy that was asked (address:port)"),
+        STR(target_host, "Target host", "target.host", "Target as written in the request"),
+        UINT(target_port, "Target port", "target.port", FT_UINT16, "Target port"),
+        { &hf.target_ip, { "Target address", "smtp-over-http.target.ip", FT_IPv4, BASE_NONE, NULL, 0x0,
+            "Target IPv4 address (literal, resolved through DNS in the capture, or seen on the relay leg)", HFILL } },
+        { &hf.target_ipv6, { "Target address", "smtp-over-http.target.ipv6", FT_IPv6, BASE_NONE, NULL, 0x0,
+            "Target IPv6 address (literal, resolved through DNS in the capture, or seen on the relay leg)", HFILL } },
+        STR(status, "Status", "status", "established, refused or no-response"),
+        UINT(status_code, "Status code", "status_code", FT_UINT16, "HTTP status code, or SOCKS reply code"),
+        BOOL(smtp, "SMTP inside", "smtp", "An SMTP dialogue was seen inside the tunnel"),
+        STR(pairing, "Pairing", "pairing", "unique, ambiguous or none"),
+        UINT(relay_candidate, "Relay candidate", "relay.candidate", FT_UINT32, "Candidate relay stream when ambiguous"),
+        UINT(tunnel_candidate, "Tunnel candidate", "tunnel.candidate", FT_UINT32, "Candidate tunnel stream when ambiguous"),
+        STR(helo, "HELO", "smtp.helo", "EHLO/HELO argument"),
+        STR(mail_from, "MAIL FROM", "smtp.mail_from", "Envelope sender"),
+        STR(rcpt_to, "RCPT TO", "smtp.rcpt_to", "Envelope recipient"),
+        UINT(messages, "Messages", "smtp.messages", FT_UINT32, "Messages accepted for delivery (DATA completed)"),
+        UINT(rcpt_count, "Recipients", "smtp.rcpt_count", FT_UINT32, "RCPT TO commands"),
+        UINT(mail_from_count, "Senders", "smtp.mail_from_count", FT_UINT32, "MAIL FROM commands"),
+        UINT(rcpt_accepted, "Recipients accepted", "smtp.rcpt_accepted", FT_UINT32, "RCPT TO answered 2xx"),
+        BOOL(starttls, "STARTTLS", "smtp.starttls", "TLS was started: the rest of the dialogue is opaque"),
+        STR(auth, "AUTH mechanism", "smtp.auth", "SMTP AUTH mechanism used"),
+        STR(greeting, "Greeting", "smtp.greeting", "First line of the mail server's greeting"),
+        BOOL(proxy_auth, "Proxy credentials", "proxy_auth", "The request carried Proxy-Authorization"),
+        BOOL(malformed, "Malformed request", "malformed", "The request line is not well-formed HTTP"),
+        STR(line, "SMTP line", "line", "SMTP command or reply in this frame, C: client, S: server"),
+    };
+    static gint* etts[] = {&ett_soh, &ett_envelope};
+    static ei_register_info experts[] = {
+        { &ei.connect_mail_port, { "smtp-over-http.connect_mail_port", PI_SECURITY, PI_WARN,
+            "Proxy asked to connect to a mail port", EXPFILL } },
+        { &ei.smtp_in_tunnel, { "smtp-over-http.smtp_in_tunnel", PI_SECURITY, PI_WARN,
+            "SMTP dialogue inside a proxy tunnel", EXPFILL } },
+        { &ei.relayed, { "smtp-over-http.relayed", PI_SECURITY, PI_WARN,
+            "Proxy relays SMTP for a tunnel client", EXPFILL } },
+        { &ei.refused, { "smtp-over-http.refused", PI_SECURITY, PI_NOTE,
+            "Proxy refused to connect to a mail port", EXPFILL } },
+        { &ei.ambiguous, { "smtp-over-http.ambiguous", PI_SEQUENCE, PI_NOTE,
+            "Relay leg cannot be told apart", EXPFILL } },
+        { &ei.starttls, { "smtp-over-http.starttls", PI_SECURITY, PI_NOTE,
+            "STARTTLS: the rest of the SMTP dialogue is encrypted", EXPFILL } },
+        { &ei.encrypted, { "smtp-over-http.encrypted", PI_SECURITY, PI_NOTE,
+            "Tunnel content is TLS from its first byte", EXPFILL } },
+        { &ei.malformed, { "smtp-over-http.malformed_request", PI_MALFORMED, PI_NOTE,
+            "Proxy request line is not well-formed HTTP", EXPFILL } },
+        { &ei.gap, { "smtp-over-http.gap", PI_SEQUENCE, PI_NOTE,
+            "Bytes missing from the capture; parsing resynchronised", EXPFILL } },
+        { &ei.evicted, { "smtp-over-http.evicted", PI_PROTOCOL, PI_NOTE,
+            "Tracking state evicted to respect the memory cap", EXPFILL } },
+        { &ei.table_full, { "smtp-over-http.table_full", PI_PROTOCOL, PI_NOTE,
+            "Connection not tracked: flow table full", EXPFILL } },
+    };
+
+    hf.proto = proto_register_protocol("SMTP over HTTP proxy", "SMTP-over-HTTP", "smtp-over-http");
+    proto_register_field_array(hf.proto, fields, G_N_ELEMENTS(fields));
+    proto_register_subtree_array(etts, G_N_ELEMENTS(etts));
+    expert_module_t* em = expert_register_protocol(hf.proto);
+    expert_register_field_array(em, experts, G_N_ELEMENTS(experts));
+
+    module_t* module = prefs_register_protocol(hf.proto, nullptr);
+    range_convert_str(wmem_epan_scope(), &pref_mail_ports, "25,465,587,2525", 65535);
+    prefs_register_range_preference(module, "mail_ports", "Mail ports",
+                                    "A proxy request to one of these ports is flagged whatever happens next",
+                                    &pref_mail_ports, 65535);
+    prefs_register_uint_preference(module, "pair_window", "Pairing window (s)",
+                                   "How long after a proxy request its relay leg may open", 10, &pref_window_s);
+    prefs_register_uint_preference(module, "clock_slack_ms", "Clock slack (ms)",
+                                   "Timing tolerance between the two legs when comparing them", 10,
+                                   &pref_slack_ms);
+    prefs_register_bool_preference(module, "content_detection", "Detect SMTP inside any tunnel",
+                                   "Recognise SMTP from the bytes in tunnels to ports that are not mail ports",
+                                   &pref_content);
+
+    handle = register_dissector("smtp-over-http", dissect, hf.proto);
+    register_init_routine(init_file);
+    register_cleanup_routine(cleanup_file);
+}
+
+extern "C" void soh_register_handoff(void) {
+    register_postdissector(handle);
+}

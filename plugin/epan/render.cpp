@@ -1,0 +1,201 @@
+// Renders the engine's view of a frame: the smtp-over-http subtree, expert
+// items and the Info-column tag. Runs on every pass; reads engine state only.
+//
+// epan reports errors by longjmp, which skips C++ destructors: nothing with a
+// destructor lives in the scope of an epan call here. Text is formatted into
+// stack buffers and the View is a static object reused frame after frame.
+#include <arpa/inet.h>
+#include <epan/column-utils.h>
+#include <epan/expert.h>
+#include <epan/proto.h>
+
+#include <cstdio>
+
+#include "glue.h"
+
+namespace soh::glue {
+namespace {
+
+constexpr std::size_t kEndpointLen = INET6_ADDRSTRLEN + 8;
+
+void fmt_addr(char* out, std::size_t n, const Addr& a) {
+    out[0] = '\0';
+    if (a.family == 4) inet_ntop(AF_INET, a.bytes.data(), out, static_cast<socklen_t>(n));
+    if (a.family == 6) inet_ntop(AF_INET6, a.bytes.data(), out, static_cast<socklen_t>(n));
+}
+
+void fmt_endpoint(char* out, std::size_t n, const Endpoint& e) {
+    char a[INET6_ADDRSTRLEN];
+    fmt_addr(a, sizeof a, e.addr);
+    std::snprintf(out, n, e.addr.family == 6 ? "[%s]:%u" : "%s:%u", a, e.port);
+}
+
+// "mx.example:25" or "[2001:db8::7]:25", as the request wrote it.
+void fmt_target(char* out, std::size_t n, const Flow& p) {
+    bool v6 = p.target_host.find(':') != std::string::npos;
+    std::snprintf(out, n, v6 ? "[%s]:%u" : "%s:%u", p.target_host.c_str(), p.target_port);
+}
+
+void add_uint(proto_tree* t, tvbuff_t* tvb, int id, std::uint32_t v) {
+    proto_item_set_generated(proto_tree_add_uint(t, id, tvb, 0, 0, v));
+}
+
+void add_str(proto_tree* t, tvbuff_t* tvb, int id, const char* s) {
+    proto_item_set_generated(proto_tree_add_string(t, id, tvb, 0, 0, s));
+}
+
+void add_bool(proto_tree* t, tvbuff_t* tvb, int id, bool b) {
+    proto_item_set_generated(proto_tree_add_boolean(t, id, tvb, 0, 0, b ? 1 : 0));
+}
+
+void render_envelope(proto_tree* t, tvbuff_t* tvb, const SmtpSession& s) {
+    const Envelope& e = s.envelope();
+    if (!e.helo.empty()) add_str(t, tvb, hf.helo, e.helo.c_str());
+    for (const auto& m : e.mail_from) add_str(t, tvb, hf.mail_from, m.c_str());
+    for (const auto& r : e.rcpt_to) add_str(t, tvb, hf.rcpt_to, r.c_str());
+    add_uint(t, tvb, hf.mail_from_count, e.mail_from_count);
+    add_uint(t, tvb, hf.rcpt_count, e.rcpt_count);
+    add_uint(t, tvb, hf.rcpt_accepted, e.rcpt_accepted);
+    add_uint(t, tvb, hf.messages, e.messages);
+    if (e.starttls) add_bool(t, tvb, hf.starttls, true);
+    if (e.auth) add_str(t, tvb, hf.auth, e.auth_mech.c_str());
+    if (!e.greeting.empty()) add_str(t, tvb, hf.greeting, e.greeting.c_str());
+}
+
+// SMTP lines carried by this very frame, with the true direction.
+void render_lines(proto_tree* t, tvbuff_t* tvb, const Flow& f, FrameNum frame) {
+    if (!f.smtp) return;
+    char buf[200];
+    for (const SmtpNote& n : f.smtp->notes()) {
+        if (n.frame != frame) continue;
+        std::snprintf(buf, sizeof buf, "%s %s", n.from_client ? "C:" : "S:", n.text.c_str());
+        add_str(t, tvb, hf.line, buf);
+    }
+}
+
+void summarise(char* out, std::size_t n, const View& v) {
+    const Flow& p = *v.proxy;
+    char client[kEndpointLen], proxy[kEndpointLen], target[300];
+    fmt_endpoint(client, sizeof client, p.client);
+    fmt_endpoint(proxy, sizeof proxy, p.server);
+    fmt_target(target, sizeof target, p);
+    const Envelope* e = v.smtp ? &v.smtp->envelope() : nullptr;
+    char relay[64];
+    if (v.pairing == Pairing::Unique && v.relay)
+        std::snprintf(relay, sizeof relay, "relay stream %u", v.relay->stream);
+    else if (v.pairing == Pairing::Ambiguous)
+        std::snprintf(relay, sizeof relay, "relay ambiguous");
+    else
+        std::snprintf(relay, sizeof relay, "no relay leg");
+    char status[32];
+    if (p.status_code)
+        std::snprintf(status, sizeof status, "%s %u", status_name(p.status), p.status_code);
+    else
+        std::snprintf(status, sizeof status, "%s", status_name(p.status));
+    std::snprintf(out, n, "%s %s, %s -> proxy %s -> %s (%s), %s, %u recipient%s, %u message%s", v.leg,
+                  method_name(p.method), client, proxy, target, status, relay, e ? e->rcpt_count : 0,
+                  e && e->rcpt_count == 1 ? "" : "s", e ? e->messages : 0, e && e->messages == 1 ? "" : "s");
+}
+
+}  // namespace
+
+void render(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree) {
+    const FrameNote* n = engine->note(pinfo->num);
+    if (!n) return;
+    if ((n->events & kEvTableFull) && n->flow == kNone) {
+        expert_add_info_format(pinfo, nullptr, &ei.table_full,
+                               "Connection not tracked: flow table full (%zu connections)",
+                               engine->config().max_flows);
+    }
+    static View v;  // static: see the note at the top of this file
+    try {
+        engine->view_into(*n, v);
+    } catch (...) {
+        return;
+    }
+    if (!v.suspect || !v.proxy) return;
+    const Flow& self = *v.self;
+    const Flow& p = *v.proxy;
+    const bool on_proxy_leg = &self == &p;
+    char text[512], a[kEndpointLen], b[300];
+
+    col_append_fstr(pinfo->cinfo, COL_INFO, " [SMTP-over-HTTP %s]", v.leg);
+
+    proto_item* ti = proto_tree_add_item(tree, hf.proto, tvb, 0, 0, ENC_NA);
+    summarise(text, sizeof text, v);
+    proto_item_set_text(ti, "SMTP-over-HTTP: %s", text);
+    proto_tree* t = proto_item_add_subtree(ti, ett_soh);
+
+    add_str(t, tvb, hf.leg, v.leg);
+    add_str(t, tvb, hf.method, method_name(p.method));
+    if (on_proxy_leg || v.pairing == Pairing::Unique) add_uint(t, tvb, hf.tunnel_stream, p.stream);
+    if (v.relay && (!on_proxy_leg || v.pairing == Pairing::Unique)) add_uint(t, tvb, hf.relay_stream, v.relay->stream);
+    if (on_proxy_leg || v.pairing == Pairing::Unique) {
+        add_uint(t, tvb, hf.connect_in, p.request_frame);
+        if (p.response_frame) add_uint(t, tvb, hf.response_in, p.response_frame);
+    }
+    if (v.relay) add_uint(t, tvb, hf.relay_in, v.relay->first_frame);
+    fmt_endpoint(a, sizeof a, p.client);
+    add_str(t, tvb, hf.client, a);
+    fmt_endpoint(a, sizeof a, p.server);
+    add_str(t, tvb, hf.proxy, a);
+    add_str(t, tvb, hf.target_host, p.target_host.c_str());
+    proto_item_set_generated(proto_tree_add_uint(t, hf.target_port, tvb, 0, 0, p.target_port));
+    if (v.target_addr.family == 4)
+        proto_item_set_generated(proto_tree_add_ipv4(t, hf.target_ip, tvb, 0, 0,
+                                                     *reinterpret_cast<const guint32*>(v.target_addr.bytes.data())));
+    if (v.target_addr.family == 6)
+        proto_item_set_generated(proto_tree_add_ipv6(
+            t, hf.target_ipv6, tvb, 0, 0, reinterpret_cast<const ws_in6_addr*>(v.target_addr.bytes.data())));
+    add_str(t, tvb, hf.status, status_name(p.status));
+    if (p.status_code) add_uint(t, tvb, hf.status_code, p.status_code);
+    add_bool(t, tvb, hf.smtp, p.smtp && p.smtp->smtp_seen());
+    add_str(t, tvb, hf.pairing, pairing_name(v.pairing));
+    for (StreamId s : v.relay_candidates) add_uint(t, tvb, hf.relay_candidate, s);
+    for (StreamId s : v.tunnel_candidates) add_uint(t, tvb, hf.tunnel_candidate, s);
+    if (p.proxy_auth) add_bool(t, tvb, hf.proxy_auth, true);
+    if (p.malformed) add_bool(t, tvb, hf.malformed, true);
+    if (v.smtp) render_envelope(t, tvb, *v.smtp);
+    render_lines(t, tvb, self, pinfo->num);
+
+    // Expert items, added even without a tree so -z expert and the dialog see them.
+    fmt_target(b, sizeof b, p);
+    fmt_endpoint(a, sizeof a, p.server);
+    const std::uint16_t ev = n->events;
+    if (on_proxy_leg && (ev & kEvRequest) && p.mail_port)
+        expert_add_info_format(pinfo, ti, &ei.connect_mail_port, "Proxy %s asked (%s) to connect to mail port: %s", a,
+                               method_name(p.method), b);
+    if (on_proxy_leg && (ev & kEvMalformed))
+        expert_add_info_format(pinfo, ti, &ei.malformed, "Proxy request line is not well-formed HTTP");
+    if (on_proxy_leg && (ev & kEvResponse) && p.status == Status::Refused)
+        expert_add_info_format(pinfo, ti, &ei.refused, "Proxy %s refused to connect to %s (status %u)", a, b,
+                               p.status_code);
+    if (on_proxy_leg && (ev & kEvRequest) && v.pairing == Pairing::Ambiguous)
+        expert_add_info_format(pinfo, ti, &ei.ambiguous, "Relay leg cannot be told apart: %u candidate streams",
+                               static_cast<unsigned>(v.relay_candidates.size()));
+    if (on_proxy_leg && (ev & kEvSmtpFirst))
+        expert_add_info_format(pinfo, ti, &ei.smtp_in_tunnel, "SMTP dialogue inside the tunnel to %s", b);
+    if (!on_proxy_leg && (ev & kEvRelayFirst)) {
+        if (v.pairing == Pairing::Unique)
+            expert_add_info_format(pinfo, ti, &ei.relayed, "Proxy relays SMTP to %s for tunnel stream %u", b,
+                                   p.stream);
+        else
+            expert_add_info_format(pinfo, ti, &ei.relayed, "Proxy relays SMTP to %s for one of %u tunnels", b,
+                                   static_cast<unsigned>(v.tunnel_candidates.size()));
+    }
+    if (!on_proxy_leg && (ev & kEvCandidatesCapped))
+        expert_add_info_format(pinfo, ti, &ei.ambiguous, "Too many relay candidates: list capped at %zu",
+                               engine->config().max_candidates);
+    if (ev & kEvStartTls)
+        expert_add_info(pinfo, ti, &ei.starttls);
+    if (ev & kEvEncrypted)
+        expert_add_info(pinfo, ti, &ei.encrypted);
+    if (ev & kEvGap)
+        expert_add_info(pinfo, ti, &ei.gap);
+    if (ev & kEvEvicted)
+        expert_add_info_format(pinfo, ti, &ei.evicted,
+                               "Tracking state evicted to respect the memory cap (%zu live connections)",
+                               engine->config().max_live_flows);
+}
+
+}  // namespace soh::glue

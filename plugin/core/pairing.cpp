@@ -195,13 +195,15 @@ void Correlator::view_into(const FrameNote& n, View& v) const {
         v.leg = "relay";
         v.relay = &f;
     }
-    // The envelope: from the tunnel, where the client spoke; else from the relay.
-    if (v.proxy && v.proxy->smtp && v.proxy->smtp->smtp_seen())
-        v.smtp = v.proxy->smtp.get();
-    else if (v.relay && v.relay->smtp)
+    // The envelope: from the relay leg when it is known, since it holds what
+    // the mail server really answered (an absolute-URI client never sees the
+    // replies); else from the tunnel.
+    if (v.relay && v.relay->smtp && v.relay->smtp->smtp_seen())
         v.smtp = v.relay->smtp.get();
     else if (v.proxy && v.proxy->smtp)
         v.smtp = v.proxy->smtp.get();
+    else if (v.relay && v.relay->smtp)
+        v.smtp = v.relay->smtp.get();
     if (v.relay) {
         v.target_addr = v.relay->server.addr;
     } else if (v.proxy) {

@@ -38,7 +38,7 @@ struct Experts {
 
 // Other protocols' fields the engine reads (primed for the post-dissector).
 struct Wanted {
-    int tcp_stream = -1, tcp_seq = -1, tcp_flags = -1, tcp_payload = -1;
+    int tcp_stream = -1, tcp_srcport = -1, tcp_dstport = -1, tcp_seq = -1, tcp_flags = -1, tcp_payload = -1;
     int dns_response = -1, dns_qry_name = -1, dns_a = -1, dns_aaaa = -1;
 };
 

@@ -47,6 +47,8 @@ void init_file() {
     engine = new (std::nothrow) Correlator(std::move(cfg));
 
     wanted.tcp_stream = field_id("tcp.stream");
+    wanted.tcp_srcport = field_id("tcp.srcport");
+    wanted.tcp_dstport = field_id("tcp.dstport");
     wanted.tcp_seq = field_id("tcp.seq");
     wanted.tcp_flags = field_id("tcp.flags");
     wanted.tcp_payload = field_id("tcp.payload");
@@ -55,7 +57,7 @@ void init_file() {
     wanted.dns_a = field_id("dns.a");
     wanted.dns_aaaa = field_id("dns.aaaa");
     GArray* ids = g_array_new(FALSE, FALSE, sizeof(int));
-    for (int id : {wanted.tcp_stream, wanted.tcp_seq, wanted.tcp_flags, wanted.tcp_payload, wanted.dns_response,
+    for (int id : {wanted.tcp_stream, wanted.tcp_srcport, wanted.tcp_dstport, wanted.tcp_seq, wanted.tcp_flags, wanted.tcp_payload, wanted.dns_response,
                    wanted.dns_qry_name, wanted.dns_a, wanted.dns_aaaa})
         if (id != -1) g_array_append_val(ids, id);
     set_postdissector_wanted_hfids(handle, ids);

@@ -1,0 +1,474 @@
+#!/usr/bin/env python3
+"""Measure the smtp-over-http plugin against the labelled lab captures.
+
+For every captures/<case>.labels.json this runs tshark (two passes, -2) once
+on captures/<case>.pcap with the plugin loaded, and compares the
+smtp-over-http fields frame by frame with the labels.
+
+Definitions (the contract the plugin is held to):
+
+- A label endpoint "ip:port" or "[v6]:port" is the client side of a TCP
+  conversation; a (client, server) pair names one tcp.stream.
+- The *request frame* of a tunnel leg is the first frame of the stream that
+  the client sends with TCP payload (for SOCKS5 the second one: the first is
+  the method greeting).  The *start* of a relay leg is its first frame with
+  TCP payload.
+- Detection: an incident that is expected to be flagged (labels
+  `expected_flag`, default true) and whose tunnel leg is in the capture is
+  detected when every frame of the tunnel stream from the request frame on
+  carries smtp-over-http with leg `tunnel` (`attempt` when the status is not
+  `established`), tunnel.stream = its own stream, and method, target.host,
+  target.port, status and smtp equal to the labels, and connect_in names a
+  frame the client sent on that stream.  Frames before the request frame
+  (the handshake) are neither required nor counted as false positives.
+- False positives: frames carrying smtp-over-http on a stream that is no
+  flagged incident's tunnel stream and no labelled relay stream of one (or
+  on no TCP stream at all).  The streams of an incident with expected_flag
+  false (e.g. a relay leg whose tunnel is not in the capture) count as
+  false positives too.  Benign streams are reported by name.  Must be 0.
+- Pairing (incidents with a labelled relay, both legs in the capture):
+  correct when every tunnel frame from the request frame on has relay.stream
+  = the labelled relay stream and every relay frame from its start on has
+  leg `relay` and tunnel.stream = the tunnel stream (and relay_in a frame of
+  the relay stream; a relay that never carried payload, such as a SYN
+  answered by RST, counts from its first frame); honestly ambiguous when every such tunnel frame has
+  pairing `ambiguous` and the labelled relay stream among relay.candidate.
+  Anything else is a failure.  A tunnel without a labelled relay (while relay
+  legs are visible) must not name a relay.stream.
+- Envelope (incidents with smtp = true): on every tunnel frame from the
+  request frame on, smtp.helo, the smtp.mail_from list (in order),
+  smtp.rcpt_count and smtp.messages equal the labels.
+
+One check = one capture; a capture passes when it has no failure.  The exit
+status is non-zero when any capture fails, when the plugin is not loaded,
+when a contract field is missing, or when labels are inconsistent with the
+case notes.
+
+Standard library only.
+"""
+
+import argparse
+import glob
+import ipaddress
+import json
+import os
+import re
+import sys
+
+sys.dont_write_bytecode = True  # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tshark_env import CONTRACT_FIELDS, TsharkEnv, TsharkError  # noqa: E402
+
+P = "smtp-over-http."
+BASE_FIELDS = ["frame.number", "tcp.stream", "ip.src", "ipv6.src", "tcp.srcport",
+               "ip.dst", "ipv6.dst", "tcp.dstport", "tcp.len"]
+FIELDS = BASE_FIELDS + CONTRACT_FIELDS
+TRUE = {"1", "true", "True", "TRUE"}
+FALSE = {"0", "false", "False", "FALSE"}
+MAX_DETAILS = 3           # mismatching frames quoted per check
+
+
+class LabelError(Exception):
+    pass
+
+
+# -- tshark output ---------------------------------------------------------
+
+def tshark_fields(env, pcap):
+    args = ["-n", "-2", "-r", env.stage(pcap), "-T", "fields", "-E", "header=y",
+            "-E", "separator=/t", "-E", "occurrence=a", "-E", "aggregator=,"]
+    for f in FIELDS:
+        args += ["-e", f]
+    out, _ = env.run(args)
+    lines = out.splitlines()
+    if not lines:
+        raise TsharkError("tshark printed nothing for %s" % pcap)
+    header = lines[0].split("\t")
+    if header != FIELDS:
+        raise TsharkError("unexpected tshark header: %r" % header)
+    frames = []
+    for line in lines[1:]:
+        vals = line.split("\t")
+        vals += [""] * (len(FIELDS) - len(vals))
+        frames.append(Frame(dict(zip(FIELDS, vals))))
+    return frames
+
+
+def parse_ep(text):
+    """'192.0.2.1:80' / '[2001:db8::1]:80' -> (ip_address, port)."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        raise LabelError("endpoint %r has no port" % text)
+    return ipaddress.ip_address(host.strip("[]")), int(port)
+
+
+def first(v):
+    return v.split(",")[0] if v else ""
+
+
+class Frame:
+    __slots__ = ("num", "stream", "src", "dst", "tcp_len", "f")
+
+    def __init__(self, row):
+        self.f = row
+        self.num = int(row["frame.number"])
+        s = first(row["tcp.stream"])
+        self.stream = int(s) if s else None
+        self.tcp_len = int(first(row["tcp.len"]) or 0)
+        self.src = self.dst = None
+        try:
+            sip = row["ip.src"] or row["ipv6.src"]
+            dip = row["ip.dst"] or row["ipv6.dst"]
+            if self.stream is not None and "," not in sip + dip:
+                self.src = (ipaddress.ip_address(sip), int(first(row["tcp.srcport"])))
+                self.dst = (ipaddress.ip_address(dip), int(first(row["tcp.dstport"])))
+        except ValueError:
+            pass
+
+    def get(self, field):
+        return self.f.get(P + field, "")
+
+    @property
+    def ours(self):
+        return self.get("leg") != ""
+
+
+# -- evaluation ------------------------------------------------------------
+
+class Case:
+    def __init__(self, name):
+        self.name = name
+        self.errors = []
+        self.notes = []
+        self.m = dict(incidents=0, detected=0, fp_frames=0, pairing_total=0,
+                      pairing_correct=0, pairing_ambiguous=0, envelope_total=0,
+                      envelope_match=0, frames=0, flagged_frames=0)
+
+    def fail(self, msg):
+        self.errors.append(msg)
+
+    @property
+    def ok(self):
+        return not self.errors
+
+
+def index_streams(frames):
+    streams = {}
+    eps = {}
+    for fr in frames:
+        if fr.stream is None:
+            continue
+        streams.setdefault(fr.stream, []).append(fr)
+        if fr.stream not in eps and fr.src is not None:
+            eps[fr.stream] = frozenset((fr.src, fr.dst))
+    return streams, eps
+
+
+def find_stream(eps, client, server, what):
+    c, s = parse_ep(client), parse_ep(server)
+    hits = [sid for sid, e in eps.items() if e == frozenset((c, s))]
+    if not hits:
+        raise LabelError("%s: no TCP stream %s <-> %s in the capture" % (what, client, server))
+    if len(hits) > 1:
+        raise LabelError("%s: %d TCP streams %s <-> %s (port reuse); labels cannot name one"
+                         % (what, len(hits), client, server))
+    return hits[0], c
+
+
+def payload_frames(frames, sender):
+    return [fr for fr in frames if fr.src == sender and fr.tcp_len > 0]
+
+
+def check_frames(frames, expect, what):
+    """expect: field -> predicate(value) or exact string. Returns the first
+    few mismatches as text (empty list = all frames match)."""
+    bad = []
+    for fr in frames:
+        for field, want in expect.items():
+            got = fr.get(field)
+            ok = want(got) if callable(want) else got == want
+            if not ok:
+                bad.append("frame %d: %s = %r, want %s" % (
+                    fr.num, P + field, got,
+                    getattr(want, "desc", repr(want))))
+                break
+        if len(bad) >= MAX_DETAILS:
+            break
+    return ["%s: %s" % (what, b) for b in bad]
+
+
+def pred(desc, fn):
+    fn.desc = desc
+    return fn
+
+
+def norm_host(h):
+    return h.strip("[]").lower()
+
+
+def evaluate(labels, frames, md_text):
+    """Compare one capture's frames with its labels; returns a Case."""
+    case = Case(labels.get("case", "?"))
+    m = case.m
+    m["frames"] = len(frames)
+    m["flagged_frames"] = sum(1 for fr in frames if fr.ours)
+    incidents = labels.get("incidents")
+    benign = labels.get("benign", [])
+    if incidents is None:
+        case.fail("labels have no 'incidents' list")
+        return case
+    if not incidents and not benign:
+        case.fail("labels have neither incidents nor benign connections: nothing to measure")
+    if md_text is None:
+        case.fail("no case notes (%s.md) next to the labels" % case.name)
+    else:
+        headings = len(re.findall(r"^### ", md_text, re.M))
+        if headings != len(incidents):
+            case.fail("case notes describe %d incident(s), labels hold %d"
+                      % (headings, len(incidents)))
+    legs = set(labels.get("legs_visible", ["tunnel", "relay"]))
+    streams, eps = index_streams(frames)
+    allowed = set()
+    unflagged = {}      # stream -> incident that must not be flagged
+
+    plan = []
+    for inc in incidents:
+        iid = inc.get("id", "?")
+        try:
+            flag = inc.get("expected_flag", True)
+            tsid = tcli = None
+            if "tunnel" in legs:
+                tsid, tcli = find_stream(eps, inc["client"], inc["proxy"], iid + " tunnel")
+                if flag:
+                    allowed.add(tsid)
+            rsid = rcli = None
+            if inc.get("relay") and "relay" in legs:
+                rsid, rcli = find_stream(eps, inc["relay"]["client"], inc["relay"]["server"],
+                                         iid + " relay")
+                if flag:
+                    allowed.add(rsid)
+            if not flag:
+                unflagged[tsid if tsid is not None else rsid] = iid
+            plan.append((inc, tsid, tcli, rsid, rcli))
+        except (LabelError, KeyError) as e:
+            case.fail("labels: %s" % (e if isinstance(e, LabelError) else "missing key %s" % e))
+
+    benign_sids = {}
+    for b in benign + labels.get("benign_relays", []):
+        try:
+            sid, _ = find_stream(eps, b["client"], b["server"], "benign " + b.get("kind", "relay"))
+            benign_sids[sid] = "%s %s -> %s" % (b.get("kind", "relay"), b["client"], b["server"])
+        except (LabelError, KeyError) as e:
+            case.fail("labels: %s" % e)
+
+    for inc, tsid, tcli, rsid, rcli in plan:
+        iid = inc["id"]
+        if not inc.get("expected_flag", True):
+            case.notes.append("%s not expected to be flagged (%s)" % (iid, inc.get("note", "")))
+            continue
+        if tsid is None:
+            case.notes.append("%s: tunnel leg not in the capture; not measured" % iid)
+            continue
+        m["incidents"] += 1
+        tframes_all = streams[tsid]
+        reqs = payload_frames(tframes_all, tcli)
+        nreq = 1 if inc["method"] == "SOCKS5" and len(reqs) > 1 else 0
+        if not reqs:
+            case.fail("%s: client sent no payload on tunnel stream %d" % (iid, tsid))
+            continue
+        req = reqs[nreq].num
+        tframes = [fr for fr in tframes_all if fr.num >= req]
+        req_nums = {fr.num for fr in reqs}
+
+        # detection
+        leg = "tunnel" if inc["status"] == "established" else "attempt"
+        want_smtp = bool(inc["smtp"])
+        expect = {
+            "leg": leg,
+            "tunnel.stream": str(tsid),
+            "method": inc["method"],
+            "target.host": pred(repr(inc["target_host"]),
+                                lambda v, h=inc["target_host"]: norm_host(v) == norm_host(h)),
+            "target.port": str(inc["target_port"]),
+            "status": inc["status"],
+            "smtp": pred(repr(want_smtp),
+                         lambda v, w=want_smtp: v in (TRUE if w else FALSE)),
+            "connect_in": pred("a frame the client sent on stream %d" % tsid,
+                               lambda v, s=req_nums: v.isdigit() and int(v) in s),
+        }
+        unflagged = [fr.num for fr in tframes if not fr.ours]
+        if unflagged:
+            case.fail("%s: missed: %d of %d tunnel frames from request frame %d on carry no "
+                      "smtp-over-http (first: %s)" % (iid, len(unflagged), len(tframes), req,
+                                                     unflagged[:MAX_DETAILS]))
+        else:
+            bad = check_frames(tframes, expect, iid + " detection")
+            if bad:
+                case.errors.extend(bad)
+            else:
+                m["detected"] += 1
+
+        # pairing
+        if "relay" in legs:
+            if rsid is not None:
+                m["pairing_total"] += 1
+                rframes_all = streams[rsid]
+                rstart = [fr.num for fr in rframes_all if fr.tcp_len > 0] or \
+                    [rframes_all[0].num]
+                rframes = [fr for fr in rframes_all if fr.num >= rstart[0]]
+                rnums = {fr.num for fr in rframes_all}
+                unique = check_frames(tframes, {"relay.stream": str(rsid)}, iid + " pairing") + \
+                    check_frames(rframes, {
+                        "leg": "relay", "tunnel.stream": str(tsid),
+                        "relay.stream": str(rsid),
+                        "relay_in": pred("a frame of stream %d" % rsid,
+                                         lambda v, s=rnums: v.isdigit() and int(v) in s),
+                    }, iid + " relay leg")
+                ambiguous = check_frames(tframes, {
+                    "pairing": "ambiguous",
+                    "relay.candidate": pred("a list holding %d" % rsid,
+                                            lambda v, s=str(rsid): s in v.split(",")),
+                }, iid + " ambiguity")
+                if not unique:
+                    m["pairing_correct"] += 1
+                elif not ambiguous:
+                    m["pairing_ambiguous"] += 1
+                else:
+                    case.errors.extend(unique)
+            else:
+                case.errors.extend(check_frames(tframes, {"relay.stream": ""},
+                                                iid + " spurious pairing (no relay labelled)"))
+
+        # envelope
+        if want_smtp:
+            m["envelope_total"] += 1
+            bad = check_frames(tframes, {
+                "smtp.helo": inc.get("helo") or "",
+                "smtp.mail_from": ",".join(inc.get("mail_from", [])),
+                "smtp.rcpt_count": str(len(inc.get("rcpt_to", []))),
+                "smtp.messages": str(inc.get("messages", 0)),
+            }, iid + " envelope")
+            if bad:
+                case.errors.extend(bad)
+            else:
+                m["envelope_match"] += 1
+
+    # false positives
+    fp = [fr for fr in frames if fr.ours and fr.stream not in allowed]
+    m["fp_frames"] = len(fp)
+    if fp:
+        by = {}
+        for fr in fp:
+            by.setdefault(fr.stream, []).append(fr.num)
+        for sid, nums in sorted(by.items(), key=lambda kv: (kv[0] is None, kv[0] or 0)):
+            what = benign_sids.get(sid) or (
+                "stream %d of %s (expected_flag false)" % (sid, unflagged[sid])
+                if sid in unflagged else
+                "unlabelled stream %s" % sid if sid is not None else "non-TCP frames")
+            case.fail("false positive: %d frame(s) on %s (first: %s)"
+                      % (len(nums), what, nums[:MAX_DETAILS]))
+    return case
+
+
+# -- driver ----------------------------------------------------------------
+
+def load_case(path):
+    with open(path) as f:
+        labels = json.load(f)
+    stem = os.path.basename(path)[:-len(".labels.json")]
+    if labels.get("case", stem) != stem:
+        raise LabelError("labels name case %r, file is %s" % (labels.get("case"), stem))
+    labels.setdefault("case", stem)
+    d = os.path.dirname(path)
+    pcap = os.path.join(d, labels.get("capture", stem + ".pcap"))
+    md = os.path.join(d, stem + ".md")
+    md_text = open(md).read() if os.path.isfile(md) else None
+    return labels, pcap, md_text
+
+
+def run(args):
+    label_files = sorted(glob.glob(os.path.join(args.captures, "*.labels.json")))
+    if args.only:
+        label_files = [p for p in label_files
+                       if os.path.basename(p)[:-len(".labels.json")] in args.only]
+        missing = set(args.only) - {os.path.basename(p)[:-len(".labels.json")]
+                                    for p in label_files}
+        if missing:
+            print("error: no labels for case(s): %s" % ", ".join(sorted(missing)))
+            return 2, []
+    if not label_files:
+        print("error: no *.labels.json in %s" % args.captures)
+        return 2, []
+    cases = []
+    with TsharkEnv(args.plugin, timeout=args.timeout) as env:
+        env.verify_plugin()
+        for lf in label_files:
+            name = os.path.basename(lf)[:-len(".labels.json")]
+            try:
+                labels, pcap, md_text = load_case(lf)
+                if not os.path.isfile(pcap):
+                    raise LabelError("capture %s missing" % os.path.basename(pcap))
+                case = evaluate(labels, tshark_fields(env, pcap), md_text)
+            except (LabelError, TsharkError, ValueError, KeyError) as e:
+                case = Case(name)
+                case.fail("%s: %s" % (type(e).__name__, e))
+            cases.append(case)
+    return 0, cases
+
+
+def report(cases):
+    t = {k: sum(c.m[k] for c in cases) for k in cases[0].m} if cases else {}
+    row = "%-34s %9s %6s %13s %9s  %s"
+    print(row % ("case", "detected", "fp", "pairing(amb)", "envelope", "result"))
+    for c in cases:
+        m = c.m
+        print(row % (c.name[:34], "%d/%d" % (m["detected"], m["incidents"]), m["fp_frames"],
+                     "%d/%d(%d)" % (m["pairing_correct"], m["pairing_total"],
+                                    m["pairing_ambiguous"]),
+                     "%d/%d" % (m["envelope_match"], m["envelope_total"]),
+                     "ok" if c.ok else "FAIL"))
+    for c in cases:
+        for e in c.errors:
+            print("FAIL %s: %s" % (c.name, e))
+        for n in c.notes:
+            print("note %s: %s" % (c.name, n))
+    if t:
+        print("detection recall %d/%d, false-positive frames %d, pairing correct %d/%d "
+              "(ambiguous %d), envelope match %d/%d" % (
+                  t["detected"], t["incidents"], t["fp_frames"], t["pairing_correct"],
+                  t["pairing_total"], t["pairing_ambiguous"], t["envelope_match"],
+                  t["envelope_total"]))
+    passed = sum(1 for c in cases if c.ok)
+    print("%d passed, %d failed" % (passed, len(cases) - passed))
+    return t
+
+
+def main(argv=None):
+    here = os.path.dirname(os.path.abspath(__file__))
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--plugin", required=True, help="path of the built smtp-over-http.so")
+    ap.add_argument("--captures", default=os.path.join(here, "..", "..", "captures"),
+                    help="directory holding <case>.pcap/.labels.json/.md")
+    ap.add_argument("--only", action="append", metavar="CASE", help="check only CASE (repeatable)")
+    ap.add_argument("--json", metavar="OUT", help="write the metrics as JSON to OUT")
+    ap.add_argument("--timeout", type=int, default=300, help="seconds per tshark run")
+    args = ap.parse_args(argv)
+    try:
+        rc, cases = run(args)
+    except TsharkError as e:
+        print("error: %s" % e)
+        return 2
+    if rc:
+        return rc
+    totals = report(cases)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"totals": totals,
+                       "cases": [dict(case=c.name, ok=c.ok, errors=c.errors, notes=c.notes,
+                                      **c.m) for c in cases]}, f, indent=2)
+            f.write("\n")
+    return 0 if all(c.ok for c in cases) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

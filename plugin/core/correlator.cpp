@@ -73,8 +73,12 @@ void Correlator::on_segment(const Segment& seg) {
     if (slot == kSlotIgnored) return;  // the benign fast path
     if (slot < kSlotBase) {
         slot = classify(seg, slot);
+        if (slot == kSlotHandled) return;  // classified and processed with held segments
         slots_[seg.stream] = slot;
-        if (slot < kSlotBase) return;
+        if (slot < kSlotBase) {
+            if (slot == kSlotIgnored) unclassified_.erase(seg.stream);
+            return;
+        }
     }
     process(slot - kSlotBase, seg);
 }
@@ -106,10 +110,71 @@ std::uint32_t Correlator::classify(const Segment& seg, std::uint32_t slot) {
             if (idx == kNone) return kSlotIgnored;
             add_event(seg.frame, idx, kEvRelayFirst);
             link_candidates(idx, seg, matches);
+            unclassified_.erase(seg.stream);
             return kSlotBase + idx;
         }
     }
-    if (seg.len == 0) return kSlotPending;
+    if (seg.len == 0) {
+        // Remember where each side's data starts, so that a first data segment
+        // arriving out of order can wait for the ones before it.
+        if (seg.flags & kSyn) {
+            if (unclassified_.size() >= kMaxUnclassified && !unclassified_.count(seg.stream))
+                unclassified_.clear();  // bounded: forget old handshakes wholesale
+            Unclassified& u = unclassified_[seg.stream];
+            const bool from_client = !(seg.flags & kAck);
+            if (from_client) u.syn_sender = seg.src;
+            const int d = from_client ? 0 : 1;
+            u.next_seq[d] = seg.seq + 1;
+            u.known[d] = true;
+            if (!from_client && u.syn_sender.port == 0) u.syn_sender = seg.dst;
+        }
+        return kSlotPending;
+    }
+    auto it = unclassified_.find(seg.stream);
+    if (it == unclassified_.end()) return classify_payload(seg);
+    Unclassified& u = it->second;
+    const int d = seg.src == u.syn_sender ? 0 : 1;
+    if (!u.known[d] || static_cast<std::int32_t>(seg.seq - u.next_seq[d]) <= 0) {
+        // In order (or no handshake seen): classify on the bytes we have, in
+        // sequence: this segment followed by held ones that continue it.
+        std::string prefix(reinterpret_cast<const char*>(seg.data), seg.len);
+        std::uint32_t next = seg.seq + static_cast<std::uint32_t>(seg.len);
+        for (bool grown = true; grown && prefix.size() < 64;) {
+            grown = false;
+            for (const auto& h : u.held) {
+                if (h.seg.seq == next && (h.seg.src == seg.src)) {
+                    prefix += h.bytes;
+                    next += static_cast<std::uint32_t>(h.bytes.size());
+                    grown = true;
+                }
+            }
+        }
+        Segment probe = seg;
+        probe.data = reinterpret_cast<const std::uint8_t*>(prefix.data());
+        probe.len = prefix.size();
+        std::uint32_t decided = classify_payload(probe);
+        if (decided >= kSlotBase) {
+            // Process this segment, then replay the held ones in their frame order.
+            slots_[seg.stream] = decided;
+            process(decided - kSlotBase, seg);
+            replay_held(decided - kSlotBase, seg.stream);
+            return kSlotHandled;
+        }
+        unclassified_.erase(it);
+        return decided;
+    }
+    // An early segment: hold it (bounded) until the one before it arrives.
+    if (u.held_bytes + seg.len > kMaxHeldPerStream || u.held.size() >= 8) {
+        unclassified_.erase(it);
+        return classify_payload(seg);
+    }
+    HeldSegment h{seg, std::string(reinterpret_cast<const char*>(seg.data), seg.len)};
+    u.held_bytes += seg.len;
+    u.held.push_back(std::move(h));
+    return kSlotPending;
+}
+
+std::uint32_t Correlator::classify_payload(const Segment& seg) {
     if (looks_like_proxy_request(seg.data, seg.len)) {
         std::uint32_t idx = new_flow(seg, Role::Proxy, seg.src, seg.dst);
         return idx == kNone ? kSlotIgnored : kSlotBase + idx;
@@ -124,6 +189,19 @@ std::uint32_t Correlator::classify(const Segment& seg, std::uint32_t slot) {
         return kSlotBase + idx;
     }
     return kSlotIgnored;
+}
+
+void Correlator::replay_held(std::uint32_t idx, StreamId stream) {
+    auto it = unclassified_.find(stream);
+    if (it == unclassified_.end()) return;
+    std::vector<HeldSegment> held = std::move(it->second.held);
+    unclassified_.erase(it);
+    std::sort(held.begin(), held.end(),
+              [](const HeldSegment& a, const HeldSegment& b) { return a.seg.frame < b.seg.frame; });
+    for (auto& h : held) {
+        h.seg.data = reinterpret_cast<const std::uint8_t*>(h.bytes.data());
+        process(idx, h.seg);
+    }
 }
 
 std::uint32_t Correlator::new_flow(const Segment& seg, Role role, const Endpoint& client,
@@ -183,34 +261,40 @@ void Correlator::release(std::uint32_t idx) {
     f.closed = true;
 }
 
-void Correlator::record_frame(FrameNum frame, std::uint32_t flow) {
-    if (!notes_.empty() && notes_.back().frame == frame) {
-        if (notes_.back().flow == kNone) notes_.back().flow = flow;
-        return;
-    }
+FrameNote* Correlator::note_slot(FrameNum frame) {
+    if (!notes_.empty() && notes_.back().frame == frame) return &notes_.back();
     if (notes_.size() >= cfg_.max_frame_notes) {
         if (!notes_overflow_) notes_overflow_ = frame;
         ++counters_.notes_dropped;
-        return;
+        return nullptr;
     }
-    if (!notes_.empty() && notes_.back().frame > frame) notes_sorted_ = false;
-    notes_.push_back(FrameNote{frame, flow, 0});
+    if (notes_.empty() || notes_.back().frame < frame) {
+        notes_.push_back(FrameNote{frame, kNone, 0});
+        return &notes_.back();
+    }
+    // An earlier frame (a held segment replayed): insert in order; it is near the end.
+    auto it = std::lower_bound(notes_.begin(), notes_.end(), frame,
+                               [](const FrameNote& n, FrameNum f) { return n.frame < f; });
+    if (it != notes_.end() && it->frame == frame) return &*it;
+    return &*notes_.insert(it, FrameNote{frame, kNone, 0});
+}
+
+void Correlator::record_frame(FrameNum frame, std::uint32_t flow) {
+    FrameNote* n = note_slot(frame);
+    if (n && n->flow == kNone) n->flow = flow;
 }
 
 void Correlator::add_event(FrameNum frame, std::uint32_t flow, std::uint16_t ev) {
-    record_frame(frame, flow);
-    if (!notes_.empty() && notes_.back().frame == frame) notes_.back().events |= ev;
+    FrameNote* n = note_slot(frame);
+    if (!n) return;
+    if (n->flow == kNone) n->flow = flow;
+    n->events |= ev;
 }
 
 const FrameNote* Correlator::note(FrameNum frame) const {
-    if (notes_sorted_) {
-        auto it = std::lower_bound(notes_.begin(), notes_.end(), frame,
-                                   [](const FrameNote& n, FrameNum f) { return n.frame < f; });
-        return it != notes_.end() && it->frame == frame ? &*it : nullptr;
-    }
-    for (const auto& n : notes_)
-        if (n.frame == frame) return &n;
-    return nullptr;
+    auto it = std::lower_bound(notes_.begin(), notes_.end(), frame,
+                               [](const FrameNote& n, FrameNum f) { return n.frame < f; });
+    return it != notes_.end() && it->frame == frame ? &*it : nullptr;
 }
 
 void Correlator::process(std::uint32_t idx, const Segment& seg) {

@@ -119,8 +119,12 @@ private:
     static constexpr std::uint32_t kSlotIgnored = 1;
     static constexpr std::uint32_t kSlotPending = 2;
     static constexpr std::uint32_t kSlotBase = 3;
+    static constexpr std::uint32_t kSlotHandled = 0xFFFFFFFFu;  // classify() already processed it
 
     std::uint32_t classify(const Segment& seg, std::uint32_t slot);
+    std::uint32_t classify_payload(const Segment& seg);
+    void replay_held(std::uint32_t idx, StreamId stream);
+    FrameNote* note_slot(FrameNum frame);
     std::uint32_t new_flow(const Segment& seg, Role role, const Endpoint& client, const Endpoint& server);
     void add_event(FrameNum frame, std::uint32_t flow, std::uint16_t ev);
     void record_frame(FrameNum frame, std::uint32_t flow);
@@ -154,12 +158,27 @@ private:
     std::vector<Flow> flows_;
     std::vector<std::uint32_t> slots_;  // per tcp.stream: kSlot* or kSlotBase + flow
     std::vector<FrameNote> notes_;
-    bool notes_sorted_ = true;
     FrameNum notes_overflow_ = 0;
     bool table_full_noted_ = false;
     // Proxy legs still waiting for their relay, by requested port.
     std::unordered_map<std::uint16_t, std::vector<std::uint32_t>> awaiting_;
     std::unordered_map<std::string, std::vector<Addr>> dns_;
+    // Streams whose handshake we saw but whose first data is not classified
+    // yet: where their data starts, and segments that arrived early.
+    struct HeldSegment {
+        Segment seg;
+        std::string bytes;
+    };
+    struct Unclassified {
+        Endpoint syn_sender;
+        std::uint32_t next_seq[2] = {0, 0};  // 0: from syn_sender, 1: towards it
+        bool known[2] = {false, false};
+        std::vector<HeldSegment> held;
+        std::size_t held_bytes = 0;
+    };
+    static constexpr std::size_t kMaxUnclassified = 65536;
+    static constexpr std::size_t kMaxHeldPerStream = 4096;
+    std::unordered_map<StreamId, Unclassified> unclassified_;
     std::vector<std::uint32_t> live_order_;  // flows with live state, oldest first
     std::size_t live_head_ = 0;
     std::size_t live_count_ = 0;

@@ -38,7 +38,10 @@ std::optional<Line> LineAssembler::next_line() {
             continue;
         }
         if (!nl) {
-            if (avail <= max_line_) return std::nullopt;
+            // A trailing CR may be the first half of a CRLF: it is not content.
+            std::size_t content = avail;
+            if (start[content - 1] == '\r') --content;
+            if (content <= max_line_) return std::nullopt;
             // No LF within max_line bytes: deliver the prefix, drop the tail.
             out_.assign(start, max_line_);
             head_ = buf_.size();
@@ -47,11 +50,11 @@ std::optional<Line> LineAssembler::next_line() {
         }
         std::size_t len = static_cast<std::size_t>(static_cast<const char*>(nl) - start);
         head_ += len + 1;
+        if (len > 0 && start[len - 1] == '\r') --len;
         if (len > max_line_) {
             out_.assign(start, max_line_);
             return Line{out_, true};
         }
-        if (len > 0 && start[len - 1] == '\r') --len;
         return Line{std::string_view(start, len), false};
     }
 }

@@ -243,7 +243,7 @@ void SmtpSession::server_line(std::string_view line) {
     if (!greeted_) {
         // RFC 5321 §4.3.1: the connection opens with a 220 (or 554) greeting.
         if (!reply_open_) {
-            if (env_.greeting.empty()) env_.greeting = printable(trim(line.substr(3)), 200);
+            if (env_.greeting.empty()) env_.greeting = printable(trim(line.substr(std::min<std::size_t>(line.size(), 4))), 200);
             note(false, line);
             if (code == 220 && contains_ci(line, "SMTP")) mark_smtp();
         }

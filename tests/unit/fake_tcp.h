@@ -1,0 +1,150 @@
+// Test helper: builds the TCP segments a capture would show for a few
+// connections and feeds them, in capture order, to a Correlator.
+//
+// A Capture numbers frames from 1 and advances its clock by `step` per frame.
+// A FakeTcp is one connection (a 4-tuple and a tcp.stream id) that emits
+// SYN / SYN-ACK / ACK, data and FIN segments with correct sequence numbers.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "correlator.h"
+#include "types.h"
+
+namespace soh::test {
+
+inline Endpoint ep(std::string_view addr, std::uint16_t port) {
+    auto a = Addr::parse(addr);
+    Endpoint e;
+    if (a) e.addr = *a;
+    e.port = port;
+    return e;
+}
+
+inline Addr addr(std::string_view text) { return *Addr::parse(text); }
+
+class Capture {
+public:
+    explicit Capture(Config cfg = {}, double step = 0.001) : corr_(std::move(cfg)), step_(step) {}
+
+    // Gives the segment the next frame number and time, then feeds it.
+    FrameNum emit(Segment seg) {
+        seg.frame = next_frame_++;
+        seg.time = now_;
+        now_ += step_;
+        corr_.on_segment(seg);
+        return seg.frame;
+    }
+
+    void dns(std::string_view name, const std::vector<Addr>& addrs) { corr_.on_dns(name, addrs); }
+    void advance(double seconds) { now_ += seconds; }
+    double now() const { return now_; }
+    FrameNum last_frame() const { return next_frame_ - 1; }
+
+    // Stable storage for payload bytes (segments point into it).
+    const std::uint8_t* keep(std::string_view bytes) {
+        payloads_.emplace_back(bytes);
+        return reinterpret_cast<const std::uint8_t*>(payloads_.back().data());
+    }
+
+    Correlator& corr() { return corr_; }
+    const Correlator& corr() const { return corr_; }
+
+private:
+    Correlator corr_;
+    double step_;
+    double now_ = 100.0;
+    FrameNum next_frame_ = 1;
+    std::deque<std::string> payloads_;
+};
+
+class FakeTcp {
+public:
+    FakeTcp(Capture& cap, StreamId stream, Endpoint client, Endpoint server, std::uint32_t client_isn = 1000,
+            std::uint32_t server_isn = 7000000)
+        : cap_(cap), stream_(stream), client_(client), server_(server), next_{client_isn, server_isn} {}
+
+    // SYN, SYN-ACK, ACK; returns the SYN's frame.
+    FrameNum handshake() {
+        FrameNum syn = emit(control(true, kSyn));
+        emit(control(false, kSyn | kAck));
+        emit(control(true, kAck));
+        return syn;
+    }
+
+    FrameNum client(std::string_view data) { return emit(make(true, data)); }
+    FrameNum server(std::string_view data) { return emit(make(false, data)); }
+
+    // The next data segment of one direction, not yet emitted (for reordering
+    // and retransmission tests). Advances that direction's sequence number.
+    Segment make(bool from_client, std::string_view data) {
+        Segment s = base(from_client);
+        s.flags = kPsh | kAck;
+        s.data = cap_.keep(data);
+        s.len = data.size();
+        next_[from_client ? 0 : 1] += static_cast<std::uint32_t>(data.size());
+        return s;
+    }
+
+    // A data segment at an explicit sequence number (overlapping retransmissions).
+    Segment raw(bool from_client, std::uint32_t seq, std::string_view data) {
+        Segment s = base(from_client);
+        s.seq = seq;
+        s.flags = kPsh | kAck;
+        s.data = cap_.keep(data);
+        s.len = data.size();
+        return s;
+    }
+
+    FrameNum emit(const Segment& s) {
+        FrameNum f = cap_.emit(s);
+        frames_.push_back(f);
+        return f;
+    }
+
+    // FIN from the client, FIN from the server, last ACK; returns the first FIN's frame.
+    FrameNum close() {
+        FrameNum first = emit(control(true, kFin | kAck));
+        emit(control(false, kFin | kAck));
+        emit(control(true, kAck));
+        return first;
+    }
+
+    FrameNum reset(bool from_client) { return emit(control(from_client, kRst | kAck)); }
+
+    StreamId stream() const { return stream_; }
+    const Endpoint& client_ep() const { return client_; }
+    const Endpoint& server_ep() const { return server_; }
+    const std::vector<FrameNum>& frames() const { return frames_; }
+
+private:
+    Segment base(bool from_client) const {
+        Segment s;
+        s.stream = stream_;
+        s.src = from_client ? client_ : server_;
+        s.dst = from_client ? server_ : client_;
+        s.seq = next_[from_client ? 0 : 1];
+        return s;
+    }
+
+    // A segment without payload; SYN and FIN use one sequence number.
+    Segment control(bool from_client, std::uint16_t flags) {
+        Segment s = base(from_client);
+        s.flags = flags;
+        if (flags & (kSyn | kFin)) next_[from_client ? 0 : 1] += 1;
+        return s;
+    }
+
+    Capture& cap_;
+    StreamId stream_;
+    Endpoint client_;
+    Endpoint server_;
+    std::uint32_t next_[2];
+    std::vector<FrameNum> frames_;
+};
+
+}  // namespace soh::test

@@ -1,0 +1,894 @@
+#!/usr/bin/python3
+"""smtp-over-http capture lab.  Run through make-captures.sh (as root).
+
+Topology (all addresses from documentation ranges):
+
+   soh-a (clients)          soh-p (proxy host, ONE interface p0)
+   a0 192.0.2.10, .20       p0 203.0.113.1, 2001:db8:3::1
+      2001:db8:a::10           tinyproxy :8888 (open), :8080 (ConnectPort 443),
+          |                    :6588 (open); squid :3128 (open), :3129 (default
+          |                    SSL_ports rule), :8240 (open); microsocks :1080
+          |                           |
+          +-------- soh-r (router) ---+
+                         |
+   soh-s (servers) s0 198.51.100.25 MTA (smtp-sink :25 :587 :2525 :8025),
+   198.51.100.26 (nothing listens), .53 dnsmasq, .80 web (http :80, TLS :443),
+   2001:db8::25 MTA :25
+
+Captures are taken on p0 inside soh-p (the proxy's uplink) unless a case says
+otherwise, so both legs and the proxy's DNS lookups are in them.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+LAB = os.path.dirname(os.path.abspath(__file__))
+CAPDIR = os.path.dirname(LAB)
+sys.path.insert(0, LAB)
+sys.dont_write_bytecode = True
+import soh_labels  # noqa: E402
+
+WORK = os.environ.get("SOH_LAB_WORK")
+MADE_BY = "captures/lab/make-captures.sh"
+PY = "/usr/bin/python3"
+
+A1, A2, A6 = "192.0.2.10", "192.0.2.20", "2001:db8:a::10"
+P, P6 = "203.0.113.1", "2001:db8:3::1"
+MX, MX_DEAD, DNS, WEB, MX6 = "198.51.100.25", "198.51.100.26", "198.51.100.53", "198.51.100.80", "2001:db8::25"
+
+PIDS = []
+DAEMONS = []
+
+
+def log(*a):
+    print("[lab]", *a, flush=True)
+
+
+def sh(cmd, check=True, timeout=30):
+    r = subprocess.run(cmd, shell=isinstance(cmd, str), capture_output=True, text=True, timeout=timeout)
+    if check and r.returncode != 0:
+        raise RuntimeError("command failed: %s\n%s%s" % (cmd, r.stdout, r.stderr))
+    return r
+
+
+HOSTNAMES = {"r": "router.example", "a": "client.example", "p": "proxy.example", "s": "mx.victim.example"}
+
+
+def nsx(ns):
+    """Run inside namespace soh-<ns>, in a UTS namespace of its own so that
+    programs that use the host name (swaks's Message-Id, HELO defaults) see
+    the lab's name for that host.  Every step execs, so the pid is kept."""
+    return ["ip", "netns", "exec", "soh-" + ns, "unshare", "--uts", "sh", "-c",
+            'hostname "$0" && exec "$@"', HOSTNAMES[ns]]
+
+
+def record_pid(pid):
+    PIDS.append(pid)
+    with open(os.path.join(WORK, "pids"), "a") as f:
+        f.write("%d\n" % pid)
+
+
+def start(ns, cmd, name):
+    """Start a long-running program inside a namespace; `ip netns exec`
+    execs the program, so the Popen pid is the program's pid."""
+    out = open(os.path.join(WORK, "log", name + ".log"), "w")
+    p = subprocess.Popen(nsx(ns) + cmd, stdout=out, stderr=subprocess.STDOUT,
+                         stdin=subprocess.DEVNULL)
+    record_pid(p.pid)
+    DAEMONS.append((name, p))
+    return p
+
+
+def stop(p, sig=signal.SIGTERM, wait=5):
+    if p.poll() is None:
+        p.send_signal(sig)
+        try:
+            p.wait(wait)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+
+
+def wait_port(ns, host, port, tries=60):
+    fam = "-6" if ":" in host else "-4"
+    for _ in range(tries):
+        r = subprocess.run(nsx(ns) + ["nc", fam, "-z", "-w", "1", host, str(port)],
+                           capture_output=True, timeout=5)
+        if r.returncode == 0:
+            return
+        time.sleep(0.25)
+    raise RuntimeError("nothing listens on %s:%d in %s" % (host, port, ns))
+
+
+def version(pkg):
+    v = sh(["dpkg-query", "-W", "-f", "${Version}", pkg]).stdout
+    up = v.split(":")[-1].rsplit("-", 1)[0].split("+")[0]
+    return up, v
+
+
+VERS = {}
+
+
+def software(name):
+    pkgs = {"tinyproxy": "tinyproxy", "squid": "squid", "smtp-sink": "postfix",
+            "microsocks": "microsocks", "dnsmasq": "dnsmasq-base", "swaks": "swaks",
+            "socat": "socat", "curl": "curl", "openssl": "openssl", "ncat": "ncat",
+            "tcpdump": "tcpdump", "python3": "python3", "danted": "dante-server",
+            "nc": "netcat-openbsd"}
+    up, full = version(pkgs[name])
+    return "%s %s" % (name, up), "%s %s (Debian package %s %s)" % (name, up, pkgs[name], full)
+
+
+# ---------------------------------------------------------------- topology
+
+def topology():
+    for ns in ("r", "a", "p", "s"):
+        sh(["ip", "netns", "add", "soh-" + ns])
+        sh(nsx(ns) + ["ip", "link", "set", "lo", "up"])
+        for k in ("net.ipv6.conf.all.accept_ra=0", "net.ipv6.conf.default.accept_ra=0",
+                  "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"):
+            sh(nsx(ns) + ["sysctl", "-q", "-w", k])
+    sh(nsx("r") + ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+    sh(nsx("r") + ["sysctl", "-q", "-w", "net.ipv6.conf.all.forwarding=1"])
+    links = {
+        "a": (["192.0.2.1/24", "2001:db8:a::1/64"], ["%s/24" % A1, "%s/24" % A2, "%s/64" % A6], "192.0.2.1", "2001:db8:a::1"),
+        "p": (["203.0.113.254/24", "2001:db8:3::254/64"], ["%s/24" % P, "%s/64" % P6], "203.0.113.254", "2001:db8:3::254"),
+        "s": (["198.51.100.1/24", "2001:db8::1/64"], ["%s/24" % MX, "%s/24" % MX_DEAD, "%s/24" % DNS, "%s/24" % WEB, "%s/64" % MX6],
+              "198.51.100.1", "2001:db8::1"),
+    }
+    for ns, (raddr, addrs, gw4, gw6) in links.items():
+        sh(["ip", "link", "add", "r" + ns, "netns", "soh-r", "type", "veth",
+            "peer", "name", ns + "0", "netns", "soh-" + ns])
+        for a in raddr:
+            sh(nsx("r") + ["ip", "addr", "add", a, "dev", "r" + ns] + (["nodad"] if ":" in a else []))
+        sh(nsx("r") + ["ip", "link", "set", "r" + ns, "up"])
+        for a in addrs:
+            sh(nsx(ns) + ["ip", "addr", "add", a, "dev", ns + "0"] + (["nodad"] if ":" in a else []))
+        sh(nsx(ns) + ["ip", "link", "set", ns + "0", "up"])
+        sh(nsx(ns) + ["ip", "route", "add", "default", "via", gw4])
+        sh(nsx(ns) + ["ip", "-6", "route", "add", "default", "via", gw6])
+    # every host resolves through the lab's dnsmasq and knows its own name
+    # (ip netns exec bind-mounts /etc/netns/<ns>/* over /etc/*)
+    own = {"r": "192.0.2.1", "a": A1, "p": P, "s": MX}
+    for ns in ("r", "a", "p", "s"):
+        d = "/etc/netns/soh-" + ns
+        os.makedirs(d, exist_ok=True)
+        with open(d + "/resolv.conf", "w") as f:
+            f.write("nameserver %s\noptions timeout:2 attempts:1\n" % DNS)
+        with open(d + "/hosts", "w") as f:
+            f.write("127.0.0.1 localhost\n::1 localhost\n%s %s\n" % (own[ns], HOSTNAMES[ns]))
+
+
+def teardown():
+    for name, p in reversed(DAEMONS):
+        try:
+            stop(p)
+        except Exception as e:  # keep tearing down
+            log("stop", name, e)
+    for ns in ("a", "p", "s", "r"):
+        subprocess.run(["ip", "netns", "del", "soh-" + ns], capture_output=True)
+    for ns in ("a", "p", "s", "r"):
+        shutil.rmtree("/etc/netns/soh-" + ns, ignore_errors=True)
+    try:
+        os.rmdir("/etc/netns")
+    except OSError:
+        pass
+
+
+# ---------------------------------------------------------------- services
+
+def write(path, text, mode=0o644):
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+
+
+def services():
+    os.makedirs(os.path.join(WORK, "log"), exist_ok=True)
+    run = os.path.join(WORK, "run")
+    os.makedirs(run, exist_ok=True)
+    os.chmod(run, 0o1777)
+    # MTAs: postfix's smtp-sink
+    for port in (25, 587, 2525, 8025):
+        start("s", ["smtp-sink", "-u", "nobody", "-h", "mx.victim.example", "%s:%d" % (MX, port), "100"],
+              "smtp-sink-%d" % port)
+    start("s", ["smtp-sink", "-6", "-u", "nobody", "-h", "mx6.victim.example", "[%s]:25" % MX6, "100"],
+          "smtp-sink-v6")
+    # web server: plain HTTP and TLS
+    www = os.path.join(WORK, "www")
+    os.makedirs(www, exist_ok=True)
+    write(os.path.join(www, "index.html"), "<html><body>welcome</body></html>\n")
+    write(os.path.join(www, "news.html"), "<html><body>" + "news " * 200 + "</body></html>\n")
+    start("s", [PY, "-m", "http.server", "--bind", WEB, "--directory", www, "80"], "http")
+    key, crt = os.path.join(WORK, "web.key"), os.path.join(WORK, "web.crt")
+    sh(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-nodes", "-days", "30", "-subj", "/CN=www.example", "-keyout", key, "-out", crt])
+    start("s", ["openssl", "s_server", "-quiet", "-accept", "%s:443" % WEB, "-cert", crt, "-key", key,
+                "-www"], "tls")
+    # DNS
+    start("s", ["dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+                "--listen-address=%s" % DNS, "--bind-interfaces", "--user=nobody", "--group=nogroup",
+                "--pid-file=%s/dnsmasq.pid" % run, "--log-queries",
+                "--address=/mx.victim.example/%s" % MX, "--address=/mx6.victim.example/%s" % MX6,
+                "--address=/www.example/%s" % WEB, "--local=/example/", "--local=/in-addr.arpa/",
+                "--local=/ip6.arpa/", "--address=/dead.victim.example/%s" % MX_DEAD],
+          "dnsmasq")
+    # tinyproxy: three instances, one config each
+    for port, extra in ((8888, ""), (6588, ""), (8080, "ConnectPort 443\nConnectPort 563\n")):
+        conf = os.path.join(WORK, "tinyproxy-%d.conf" % port)
+        write(conf, ("User nobody\nGroup nogroup\nPort %d\nTimeout 60\n"
+                     "LogFile \"%s/tinyproxy-%d.log\"\nLogLevel Info\nPidFile \"%s/tinyproxy-%d.pid\"\n"
+                     "MaxClients 200\n%s") % (port, run, port, run, port, extra))
+        start("p", ["tinyproxy", "-d", "-c", conf], "tinyproxy-%d" % port)
+    # squid: careless open proxy on 3128 and 8240, default-like rules on 3129
+    sq = os.path.join(WORK, "squid")
+    os.makedirs(sq, exist_ok=True)
+    shutil.chown(sq, "proxy", "proxy")
+    conf = os.path.join(WORK, "squid.conf")
+    write(conf, """http_port 3128
+http_port 3129 name=strict
+http_port 8240
+acl strict myportname strict
+acl SSL_ports port 443
+acl CONNECT method CONNECT
+http_access deny strict CONNECT !SSL_ports
+http_access allow all
+cache deny all
+cache_mem 8 MB
+cache_effective_user proxy
+pid_filename {sq}/squid.pid
+access_log stdio:{sq}/access.log
+cache_log {sq}/cache.log
+cache_store_log none
+coredump_dir {sq}
+visible_hostname proxy.example
+dns_nameservers {dns}
+server_persistent_connections off
+client_persistent_connections off
+shutdown_lifetime 1 seconds
+""".format(sq=sq, dns=DNS))
+    start("p", ["squid", "-N", "-f", conf], "squid")
+    start("p", ["microsocks", "-i", "0.0.0.0", "-p", "1080"], "microsocks")
+    dconf = os.path.join(WORK, "danted.conf")
+    write(dconf, """logoutput: {run}/danted.log
+internal: {p} port = 1081
+external: {p}
+clientmethod: none
+socksmethod: none
+user.privileged: root
+user.unprivileged: nobody
+client pass {{ from: 0.0.0.0/0 to: 0.0.0.0/0 }}
+socks pass {{ from: 0.0.0.0/0 to: 0.0.0.0/0 }}
+""".format(run=run, p=P))
+    start("p", ["danted", "-f", dconf, "-p", os.path.join(run, "danted.pid"), "-N", "1"], "danted")
+    for host, port, ns in ((MX, 25, "s"), (MX, 587, "s"), (MX, 2525, "s"), (MX, 8025, "s"),
+                           (MX6, 25, "s"), (WEB, 80, "s"), (WEB, 443, "s"),
+                           (P, 8888, "p"), (P, 6588, "p"), (P, 8080, "p"), (P, 3128, "p"),
+                           (P, 3129, "p"), (P, 8240, "p"), (P, 1080, "p"), (P, 1081, "p")):
+        wait_port(ns, host, port)
+    time.sleep(1)
+
+
+# ---------------------------------------------------------------- cases
+
+class Case:
+    def __init__(self, name, purpose, capture_point="proxy uplink", legs=("tunnel", "relay")):
+        self.name = name
+        self.purpose = purpose
+        self.capture_point = capture_point
+        self.legs = list(legs)
+        self.incidents = []
+        self.benign = []
+        self.commands = []
+        self.software = set()
+        self.observations = []
+        self.dns_names = []
+        self.proxied_benign = 0
+
+    def add_sw(self, *names):
+        for n in names:
+            self.software.add(software(n)[1])
+
+    def incident(self, **kw):
+        inc = {
+            "id": "i%d" % (len(self.incidents) + 1),
+            "method": "CONNECT", "client": None, "proxy": None, "proxy_software": None,
+            "target": None, "target_host": None, "target_port": None, "target_resolved": None,
+            "status": "established", "status_code": 200, "smtp": True, "relay": None,
+            "helo": None, "mail_from": [], "rcpt_to": [], "messages": 0,
+        }
+        inc.update(kw)
+        inc["target_port"] = int(inc["target_port"])
+        self.incidents.append(inc)
+        return inc
+
+    def add_benign(self, kind, client, server, note=None, via_proxy=False):
+        b = {"kind": kind, "client": client, "server": server}
+        if note:
+            b["note"] = note
+        self.benign.append(b)
+        if via_proxy:
+            self.proxied_benign += 1
+
+
+def ep(ip, port):
+    return soh_labels.ep(ip, port)
+
+
+def cmdline(argv):
+    out = []
+    for a in argv:
+        a = a.replace(WORK, "$WORK").replace(LAB, "captures/lab")
+        out.append("'%s'" % a if (" " in a or "|" in a or "*" in a or "$" in a or ";" in a) else a)
+    return " ".join(out)
+
+
+def run_client(case, ns, argv, timeout=30, check=True):
+    case.commands.append(cmdline(argv))
+    r = subprocess.run(nsx(ns) + ["timeout", str(timeout)] + argv, capture_output=True,
+                       text=True, stdin=subprocess.DEVNULL)
+    with open(os.path.join(WORK, "log", "clients.log"), "a") as f:
+        f.write("$ %s\nrc=%d\n%s%s\n" % (cmdline(argv), r.returncode, r.stdout[-3000:], r.stderr[-3000:]))
+    if check and r.returncode != 0:
+        raise RuntimeError("client failed (rc %d): %s\n%s%s" % (r.returncode, cmdline(argv), r.stdout[-2000:], r.stderr[-2000:]))
+    return r
+
+
+def spawn_client(case, ns, argv, timeout=60):
+    case.commands.append(cmdline(argv) + " &")
+    p = subprocess.Popen(nsx(ns) + ["timeout", str(timeout)] + argv, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+    record_pid(p.pid)
+    return p
+
+
+MSGFILE = None
+
+
+def msgfile():
+    global MSGFILE
+    if MSGFILE is None:
+        MSGFILE = os.path.join(WORK, "message.txt")
+        write(MSGFILE, "From: <sales@spam.example>\r\nTo: <list@victim.example>\r\n"
+                       "Subject: limited offer\r\n\r\nBuy cheap watches now.\r\n")
+    return MSGFILE
+
+
+PROXY_SW = {}
+
+
+def proxy_sw(name):
+    if name not in PROXY_SW:
+        PROXY_SW[name] = software(name)[0]
+    return PROXY_SW[name]
+
+
+def swaks_argv(pipe, helo, mfrom, rcpts):
+    return ["swaks", "--pipe", pipe, "--helo", helo, "--from", mfrom, "--to", ",".join(rcpts),
+            "--header", "Subject: limited offer", "--body", "Buy cheap watches now.",
+            "--timeout", "10"]
+
+
+def swaks_socat(case, proxy_name, pport, thost, tport, sport, helo, mfrom, rcpts, cip=A1,
+                resolved=None, spawn=False, pip=P, barrier=None):
+    """swaks speaking SMTP through socat's PROXY address (HTTP CONNECT).
+    With a barrier file, the tunnel is opened only once the file exists
+    (bounded wait), so many clients can start at the same moment."""
+    target = "%s:%d" % (thost, tport)
+    pipe = "socat - PROXY:%s:%s,proxyport=%d,bind=%s:%d" % (pip, target, pport, cip, sport)
+    if barrier:
+        pipe = "%s; exec %s" % (wait_for(barrier), pipe)
+    argv = swaks_argv(pipe, helo, mfrom, rcpts)
+    case.add_sw("swaks", "socat", proxy_name)
+    inc = case.incident(method="CONNECT", client=ep(cip, sport), proxy=ep(pip, pport),
+                        proxy_software=proxy_sw(proxy_name), target=target, target_host=thost,
+                        target_port=tport, target_resolved=resolved or thost, helo=helo,
+                        mail_from=[mfrom], rcpt_to=list(rcpts), messages=1, relay_expected=True,
+                        client_software="swaks via socat PROXY")
+    if spawn:
+        return inc, spawn_client(case, "a", argv)
+    run_client(case, "a", argv)
+    return inc
+
+
+def curl_smtp(case, proxy_name, proxy_url, pep, thost, tport, sport, helo, mfrom, rcpts, cip=A1,
+              method="CONNECT", resolved=None, target=None, status_code=200):
+    url_host = "[%s]" % thost if ":" in thost else thost
+    argv = ["curl", "-sS", "--max-time", "20", "--interface", cip, "--local-port", str(sport),
+            "-x", proxy_url] + (["-p"] if method == "CONNECT" else []) + [
+            "smtp://%s:%d/%s" % (url_host, tport, helo), "--mail-from", mfrom]
+    for r in rcpts:
+        argv += ["--mail-rcpt", r]
+    argv += ["-T", msgfile()]
+    case.add_sw("curl", proxy_name)
+    run_client(case, "a", argv)
+    return case.incident(method=method, client=ep(cip, sport), proxy=pep,
+                         proxy_software=proxy_sw(proxy_name),
+                         target=target or "%s:%d" % (url_host, tport), target_host=thost,
+                         target_port=tport, target_resolved=resolved or thost, helo=helo,
+                         status_code=status_code, mail_from=[mfrom], rcpt_to=list(rcpts),
+                         messages=1, relay_expected=True, client_software="curl (SMTP over %s proxy)" % method)
+
+
+def wait_for(path):
+    return "i=0; while [ ! -e %s ] && [ $i -lt 300 ]; do sleep 0.02; i=$((i+1)); done" % path
+
+
+def curl_get(case, proxy_url, pep, url, sport, cip=A2, kind="proxied-get", spawn=False, barrier=None):
+    argv = ["curl", "-sS", "-k", "-o", "/dev/null", "--max-time", "15", "--interface", cip,
+            "--local-port", str(sport), "-x", proxy_url, url]
+    if barrier:
+        argv = ["sh", "-c", wait_for(barrier) + '; exec "$@"', "sh"] + argv
+    case.add_sw("curl")
+    case.add_benign(kind, ep(cip, sport), pep, note=("GET " if kind == "proxied-get" else "CONNECT + TLS GET ") + url,
+                    via_proxy=True)
+    if spawn:
+        return spawn_client(case, "a", argv)
+    run_client(case, "a", argv)
+
+
+def raw(case, sport, pep, request, smtp=None, cip=A1, read_all=False, timeout=8):
+    argv = [PY, os.path.join(LAB, "rawclient.py"), "--bind", ep(cip, sport), "--connect", pep,
+            "--request", request, "--timeout", str(timeout)]
+    if smtp:
+        argv += ["--smtp", smtp[0], smtp[1], ",".join(smtp[2])]
+    if read_all:
+        argv.append("--read-all")
+    case.add_sw("python3")
+    r = run_client(case, "a", argv, timeout=timeout * 4 + 10)
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    return res
+
+
+class Capture:
+    def __init__(self, points):
+        """points: list of (ns, iface, file)"""
+        self.points = points
+        self.procs = []
+
+    def __enter__(self):
+        for ns, iface, path in self.points:
+            if os.path.exists(path):
+                os.unlink(path)
+            err = os.path.join(WORK, "log", "tcpdump-%s.log" % os.path.basename(path))
+            p = subprocess.Popen(nsx(ns) + ["tcpdump", "-i", iface, "-s", "0", "-U", "-n", "-Z", "root", "-w", path,
+                                             "tcp or udp port 53"],
+                                 stdout=subprocess.DEVNULL, stderr=open(err, "w"))
+            record_pid(p.pid)
+            self.procs.append((p, err))
+        for p, err in self.procs:
+            for _ in range(50):
+                if "listening on" in open(err).read():
+                    break
+                time.sleep(0.1)
+            else:
+                raise RuntimeError("tcpdump did not start: " + open(err).read())
+        time.sleep(0.3)
+        return self
+
+    def __exit__(self, *exc):
+        time.sleep(1.5)      # let FIN/ACK exchanges finish
+        for p, _ in self.procs:
+            stop(p, signal.SIGINT)
+        for _, _, path in self.points:
+            os.chmod(path, 0o644)
+        return False
+
+
+def finish(case, pcap_name=None, meta_extra=None):
+    """Discover relay endpoints, check, write labels and notes."""
+    pcap_name = pcap_name or case.name + ".pcap"
+    pcap = os.path.join(CAPDIR, pcap_name)
+    labels = {
+        "case": case.name, "capture": pcap_name, "made_by": MADE_BY,
+        "capture_point": case.capture_point, "legs_visible": case.legs,
+        "proxy_addresses": [P, P6],
+        "incidents": case.incidents, "benign": case.benign,
+    }
+    if case.dns_names:
+        labels["dns_names"] = case.dns_names
+    streams, _ = soh_labels.load(pcap)
+    soh_labels.discover_relays(labels, streams)
+    for inc in case.incidents:
+        if inc["messages"] is None:
+            # the client cannot tell (absolute-URI relay): count what the MTA
+            # accepted on the relay leg
+            r = inc["relay"]
+            s = soh_labels.find_stream(streams, r["client"], r["server"]) if r else None
+            inc["messages"] = soh_labels.accepted_messages(s.s2c) if s else 0
+    if "relay" in case.legs and case.capture_point == "proxy uplink":
+        br = soh_labels.discover_benign_relays(labels, streams)
+        if len(br) != case.proxied_benign:
+            raise soh_labels.CheckError("%s: %d proxy->origin connections for %d proxied benign requests: %s" % (
+                case.name, len(br), case.proxied_benign, br))
+        labels["benign_relays"] = br
+    streams, dnsrows, facts, errors = soh_labels.check(labels, pcap)
+    if errors:
+        raise soh_labels.CheckError("\n".join(errors))
+    with open(os.path.join(CAPDIR, case.name + ".labels.json"), "w") as f:
+        json.dump(labels, f, indent=1)
+        f.write("\n")
+    meta = {"purpose": case.purpose, "software": sorted(case.software | {software("tcpdump")[1]}),
+            "commands": case.commands, "observations": case.observations}
+    soh_labels.write_md(labels, meta, streams, dnsrows, facts, os.path.join(CAPDIR, case.name + ".md"))
+    log("%s: ok, %d incidents, %d benign, %d streams" % (case.name, len(case.incidents), len(case.benign), len(streams)))
+    return facts
+
+
+def uplink(case):
+    return Capture([("p", "p0", os.path.join(CAPDIR, case.name + ".pcap"))])
+
+
+# --- 1
+def benign_only():
+    c = Case("benign_only", "Only legitimate traffic: HTTPS tunnels through CONNECT to :443 on "
+             "tinyproxy and squid, proxied HTTP GETs, and a direct SMTP session from the proxy "
+             "host itself to the MTA.  Nothing here is an incident; a detector must stay silent.")
+    with uplink(c):
+        curl_get(c, "http://%s:8888" % P, ep(P, 8888), "https://%s/" % WEB, 40101, kind="https-tunnel")
+        curl_get(c, "http://%s:3128" % P, ep(P, 3128), "https://%s/" % WEB, 40102, kind="https-tunnel")
+        curl_get(c, "http://%s:8888" % P, ep(P, 8888), "http://%s/index.html" % WEB, 40103)
+        curl_get(c, "http://%s:3128" % P, ep(P, 3128), "http://%s/news.html" % WEB, 40104)
+        argv = ["swaks", "--server", MX, "--port", "25", "--local-interface", P, "--local-port", "40105",
+                "--helo", "proxy.example", "--from", "root@proxy.example", "--to", "postmaster@victim.example",
+                "--header", "Subject: cron report", "--body", "nightly job done", "--timeout", "10"]
+        c.add_sw("swaks")
+        run_client(c, "p", argv)
+        c.add_benign("direct-smtp", ep(P, 40105), ep(MX, 25), note="legitimate mail from the proxy host")
+        # openssl s_client through CONNECT; it cannot choose its source
+        # port, so its endpoint is taken from the capture below
+        c.add_sw("openssl")
+        c.proxied_benign += 1
+        c.commands.append("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | openssl s_client -quiet -ign_eof "
+                          "-proxy %s:8888 -connect %s:443" % (P, WEB))
+        r = subprocess.run(nsx("a") + ["timeout", "15", "openssl", "s_client", "-quiet", "-ign_eof",
+                                        "-proxy", "%s:8888" % P, "-connect", "%s:443" % WEB],
+                           input=b"GET / HTTP/1.0\r\n\r\n", capture_output=True)
+        if r.returncode != 0 or b"HTTP/1.0 200" not in r.stdout:
+            raise RuntimeError("openssl s_client failed: %r" % r.stderr[-500:])
+    streams, _ = soh_labels.load(os.path.join(CAPDIR, c.name + ".pcap"))
+    known = {b["client"] for b in c.benign}
+    found = [x for x in streams.values() if x.server == ep(P, 8888) and x.client not in known
+             and x.c2s.startswith(b"CONNECT %s:443 " % WEB.encode())]
+    if len(found) != 1:
+        raise RuntimeError("benign_only: %d openssl s_client tunnels in the capture" % len(found))
+    c.add_benign("https-tunnel", found[0].client, ep(P, 8888),
+                 note="openssl s_client -proxy: CONNECT %s:443 + TLS GET /; client port taken from the capture" % WEB)
+    finish(c)
+
+
+# --- 2
+def connect_ip_tinyproxy():
+    c = Case("connect_ip_tinyproxy", "One spam tunnel: the attacker sends `CONNECT 198.51.100.25:25` "
+             "to tinyproxy (an open proxy), gets 200 and sends one message with two recipients "
+             "through the tunnel.")
+    with uplink(c):
+        swaks_socat(c, "tinyproxy", 8888, MX, 25, 40201, "bot.example", "a@spam.example",
+                    ["v1@victim.example", "v2@victim.example"])
+    finish(c)
+
+
+# --- 3
+def connect_ip_squid():
+    c = Case("connect_ip_squid", "One spam tunnel through squid on 3128 (careless config: "
+             "CONNECT allowed to any port), plus the same through squid with curl as the SMTP client.")
+    with uplink(c):
+        swaks_socat(c, "squid", 3128, MX, 25, 40301, "bot.example", "b@spam.example",
+                    ["v1@victim.example", "v2@victim.example", "v3@victim.example"])
+        curl_smtp(c, "squid", "http://%s:3128" % P, ep(P, 3128), MX, 25, 40302, "relay-test.example",
+                  "c@spam.example", ["v4@victim.example", "v5@victim.example"])
+    finish(c)
+
+
+
+def raw_connect(case, proxy_name, pport, target, thost, tport, sport, request=None, smtp=None,
+                resolved=None, pip=P, cip=A1, relay_expected=None, method="CONNECT"):
+    """Spamware-style raw client: request bytes exactly as given."""
+    if request is None:
+        request = "CONNECT %s HTTP/1.0\\r\\n\\r\\n" % target
+    res = raw(case, sport, ep(pip, pport), request, smtp=smtp, cip=cip)
+    code = res.get("status_code")
+    established = code is not None and 200 <= code < 300
+    status = "established" if established else ("refused" if code else "no-response")
+    case.observations.append("%s answered `%s` to `%s`" % (
+        proxy_sw(proxy_name), res.get("status_line"), request))
+    case.add_sw(proxy_name)
+    inc = case.incident(method=method, client=ep(cip, sport), proxy=ep(pip, pport),
+                        proxy_software=proxy_sw(proxy_name), target=target, target_host=thost,
+                        target_port=tport, target_resolved=resolved if resolved is not None else thost,
+                        status=status, status_code=code, smtp=bool(smtp and established),
+                        helo=smtp[0] if smtp and established else None,
+                        mail_from=[smtp[1]] if smtp and established else [],
+                        rcpt_to=list(smtp[2]) if smtp and established else [],
+                        messages=res.get("messages", 0),
+                        relay_expected=established if relay_expected is None else relay_expected,
+                        client_software="raw client (python3 socket)")
+    return inc, res
+
+
+# --- 4
+def connect_hostname():
+    c = Case("connect_hostname", "Spam tunnels to a host-name target: `CONNECT mx.victim.example:25`. "
+             "The proxies resolve the name through the lab's dnsmasq, so the DNS query and answer "
+             "(198.51.100.25) sit between the CONNECT and the relay leg's SYN.")
+    c.add_sw("dnsmasq")
+    with uplink(c):
+        swaks_socat(c, "tinyproxy", 8888, "mx.victim.example", 25, 40401, "bot.example",
+                    "d@spam.example", ["v1@victim.example", "v2@victim.example"], resolved=MX)
+        curl_smtp(c, "squid", "http://%s:3128" % P, ep(P, 3128), "mx.victim.example", 25, 40402,
+                  "relay-test.example", "e@spam.example", ["v3@victim.example", "v4@victim.example"],
+                  resolved=MX)
+    c.dns_names = ["mx.victim.example"]
+    finish(c)
+
+
+# --- 5
+def concurrent_pairing():
+    n = 24
+    c = Case("concurrent_pairing", "%d spam tunnels started at the same moment through one "
+             "tinyproxy to one MTA, each with its own MAIL FROM (bulkNN@spam.example), mixed with "
+             "8 benign HTTPS tunnels and 4 proxied GETs started at the same moment.  Pairing each "
+             "tunnel with its relay leg by timing alone is ambiguous; the envelope tells them apart." % n)
+    procs = []
+    go = os.path.join(WORK, "go")
+    if os.path.exists(go):
+        os.unlink(go)
+    with uplink(c):
+        for i in range(n):
+            inc, p = swaks_socat(c, "tinyproxy", 8888, MX, 25, 40501 + i, "bot%02d.example" % (i + 1),
+                                 "bulk%02d@spam.example" % (i + 1),
+                                 ["r%02da@victim.example" % (i + 1), "r%02db@victim.example" % (i + 1)],
+                                 spawn=True, barrier=go)
+            procs.append(p)
+            if i % 3 == 0 and i // 3 < 8:
+                procs.append(curl_get(c, "http://%s:8888" % P, ep(P, 8888), "https://%s/" % WEB,
+                                      40551 + i // 3, kind="https-tunnel", spawn=True, barrier=go))
+        for j in range(4):
+            procs.append(curl_get(c, "http://%s:8888" % P, ep(P, 8888), "http://%s/news.html" % WEB,
+                                  40561 + j, spawn=True, barrier=go))
+        time.sleep(2)           # every client loaded and waiting
+        c.commands.append("touch $WORK/go    # all clients start now")
+        open(go, "w").close()
+        deadline = time.monotonic() + 60
+        for p in procs:
+            p.wait(max(1, deadline - time.monotonic()))
+            if p.returncode != 0:
+                raise RuntimeError("concurrent client failed: %s" % p.stdout.read()[-2000:])
+    finish(c)
+
+
+# --- 6
+def mail_ports():
+    c = Case("mail_ports", "Tunnels to the submission port 587, to 2525, and to 8025 (not a mail "
+             "port, but an SMTP server listens there: an incident because SMTP is spoken inside).")
+    with uplink(c):
+        swaks_socat(c, "tinyproxy", 8888, MX, 587, 40601, "bot.example", "f587@spam.example",
+                    ["v1@victim.example", "v2@victim.example"])
+        swaks_socat(c, "tinyproxy", 8888, MX, 2525, 40602, "bot.example", "f2525@spam.example",
+                    ["v3@victim.example", "v4@victim.example"])
+        swaks_socat(c, "squid", 3128, MX, 8025, 40603, "bot.example", "f8025@spam.example",
+                    ["v5@victim.example", "v6@victim.example"])
+        curl_smtp(c, "squid", "http://%s:3128" % P, ep(P, 3128), MX, 587, 40604, "relay-test.example",
+                  "g587@spam.example", ["v7@victim.example", "v8@victim.example"])
+    finish(c)
+
+
+# --- 7
+def refused():
+    c = Case("refused", "Refused attempts to mail ports: squid with the stock `deny CONNECT "
+             "!SSL_ports` rule (port 3129) and tinyproxy with `ConnectPort 443` (port 8080) answer "
+             "403 without contacting the MTA; tinyproxy and squid asked for a host where nothing "
+             "listens on the mail port try it (SYN answered by RST) and answer 5xx.  Plus one "
+             "allowed HTTPS tunnel through the strict squid port.")
+    smtp = ("bot.example", "h@spam.example", ["v1@victim.example", "v2@victim.example"])
+    with uplink(c):
+        raw_connect(c, "squid", 3129, "%s:25" % MX, MX, 25, 40701, smtp=smtp, relay_expected=False)
+        raw_connect(c, "tinyproxy", 8080, "%s:25" % MX, MX, 25, 40702, smtp=smtp, relay_expected=False)
+        raw_connect(c, "tinyproxy", 8888, "%s:25" % MX_DEAD, MX_DEAD, 25, 40703, smtp=smtp,
+                    relay_expected=True)
+        raw_connect(c, "squid", 3128, "%s:587" % MX_DEAD, MX_DEAD, 587, 40704, smtp=smtp,
+                    relay_expected=True)
+        curl_get(c, "http://%s:3129" % P, ep(P, 3129), "https://%s/" % WEB, 40705, kind="https-tunnel")
+    for inc in c.incidents:
+        if inc["status"] != "refused":
+            raise RuntimeError("refused: %s was not refused" % inc["id"])
+    finish(c)
+
+
+# --- 8
+def post_relay():
+    c = Case("post_relay", "Absolute-URI relay: `POST http://198.51.100.25:25/ HTTP/1.0` to an "
+             "open squid (no Safe_ports rule) and to tinyproxy, with a body of SMTP commands.  The "
+             "proxy opens a plain TCP connection to the MTA and sends its HTTP request line and "
+             "headers (answered with SMTP errors) followed by the body, which the MTA reads as "
+             "SMTP commands.")
+    body = ("HELO spam.example\r\nMAIL FROM:<%s>\r\nRCPT TO:<v1@victim.example>\r\n"
+            "RCPT TO:<v2@victim.example>\r\nDATA\r\nSubject: offer\r\n\r\ncheap watches\r\n.\r\nQUIT\r\n")
+    with uplink(c):
+        for sport, pname, pport, mfrom in ((40801, "squid", 3128, "post1@spam.example"),
+                                           (40802, "tinyproxy", 8888, "post2@spam.example")):
+            b = body % mfrom
+            req = ("POST http://%s:25/ HTTP/1.0\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n"
+                   % (MX, len(b)) + b)
+            res = raw(c, sport, ep(P, pport), req.replace("\r\n", "\\r\\n"), read_all=True, timeout=6)
+            c.add_sw(pname)
+            resp = res.get("response", "")
+            code = res.get("status_code")
+            c.observations.append("%s answered the POST with `%s`%s" % (
+                proxy_sw(pname), res.get("status_line"),
+                "; the MTA's replies came back in the response body" if "220 " in resp else ""))
+            c.incident(method="POST", client=ep(A1, sport), proxy=ep(P, pport), proxy_software=proxy_sw(pname),
+                       target="%s:25" % MX, request_uri="http://%s:25/" % MX, target_host=MX, target_port=25,
+                       target_resolved=MX, status="established" if code and code < 300 else
+                       ("refused" if code else "no-response"),
+                       status_code=code, smtp=True, helo="spam.example", mail_from=[mfrom],
+                       rcpt_to=["v1@victim.example", "v2@victim.example"], messages=None,
+                       relay_expected=True, client_software="raw client (python3 socket)")
+    finish(c)
+
+
+# --- 9
+def socks5():
+    c = Case("socks5", "SMTP through a SOCKS5 proxy (microsocks on 1080): curl with an IP target, "
+             "curl with a host name resolved by the proxy (socks5h, ATYP domain: the proxy's DNS "
+             "lookup is in the capture), and swaks piped through ncat's SOCKS5 client.")
+    c.add_sw("microsocks", "dnsmasq")
+    with uplink(c):
+        curl_smtp(c, "microsocks", "socks5://%s:1080" % P, ep(P, 1080), MX, 25, 40901, "bot.example",
+                  "s1@spam.example", ["v1@victim.example", "v2@victim.example"], method="SOCKS5",
+                  status_code=0)
+        curl_smtp(c, "microsocks", "socks5h://%s:1080" % P, ep(P, 1080), "mx.victim.example", 25, 40902,
+                  "bot.example", "s2@spam.example", ["v3@victim.example", "v4@victim.example"],
+                  method="SOCKS5", status_code=0, resolved=MX)
+        pipe = "ncat --proxy %s:1080 --proxy-type socks5 -s %s -p 40903 %s 25" % (P, A1, MX)
+        run_client(c, "a", swaks_argv(pipe, "bot.example", "s3@spam.example",
+                                      ["v5@victim.example", "v6@victim.example"]))
+        c.add_sw("swaks", "ncat")
+        c.incident(method="SOCKS5", client=ep(A1, 40903), proxy=ep(P, 1080), proxy_software=proxy_sw("microsocks"),
+                   target="%s:25" % MX, target_host=MX, target_port=25, target_resolved=MX, status_code=0,
+                   helo="bot.example", mail_from=["s3@spam.example"],
+                   rcpt_to=["v5@victim.example", "v6@victim.example"], messages=1, relay_expected=True,
+                   client_software="swaks via ncat SOCKS5")
+    c.dns_names = ["mx.victim.example"]
+    finish(c)
+
+
+# --- 10
+def one_leg():
+    ct = Case("one_leg_tunnel", "Only the tunnel leg is visible: the capture was taken on the "
+              "attacker's side, so the relay leg (proxy to MTA) is not in it.  The detector must "
+              "flag the tunnel from the CONNECT and the SMTP inside, with pairing `none`.",
+              capture_point="client side", legs=("tunnel",))
+    cr = Case("one_leg_relay", "Only the relay leg is visible: the capture was taken at the MTA's "
+              "side of the same session as one_leg_tunnel.  It is a plain SMTP session from the "
+              "proxy's address; with no tunnel to explain it, the design says it carries no "
+              "`smtp-over-http` (the incident is listed with expected_flag false).",
+              capture_point="MTA side", legs=("relay",))
+    with Capture([("a", "a0", os.path.join(CAPDIR, "one_leg_tunnel.pcap")),
+                  ("s", "s0", os.path.join(CAPDIR, "one_leg_relay.pcap"))]):
+        inc = swaks_socat(ct, "tinyproxy", 8888, MX, 25, 41001, "bot.example", "leg@spam.example",
+                          ["v1@victim.example", "v2@victim.example"])
+    inc.pop("relay_expected")
+    inc2 = json.loads(json.dumps(inc))
+    inc2["relay_expected"] = True
+    inc2["expected_flag"] = False
+    inc2["note"] = "tunnel leg not in this capture; it is in one_leg_tunnel.pcap"
+    inc["note"] = "relay leg not in this capture; it is in one_leg_relay.pcap"
+    cr.incidents.append(inc2)
+    cr.commands, cr.software = ct.commands, ct.software
+    finish(ct)
+    finish(cr)
+
+
+# --- 11
+def ipv6():
+    c = Case("ipv6", "IPv6 targets: `CONNECT [2001:db8::25]:25` from an IPv4 client through "
+             "tinyproxy, the same from an IPv6 client through squid's IPv6 socket, and an IPv6 "
+             "client through tinyproxy with swaks piped through ncat's HTTP proxy client.")
+    with uplink(c):
+        curl_smtp(c, "tinyproxy", "http://%s:8888" % P, ep(P, 8888), MX6, 25, 41101, "bot6.example",
+                  "six1@spam.example", ["v1@victim.example", "v2@victim.example"])
+        curl_smtp(c, "squid", "http://[%s]:3128" % P6, ep(P6, 3128), MX6, 25, 41102, "bot6.example",
+                  "six2@spam.example", ["v3@victim.example", "v4@victim.example"], cip=A6)
+        pipe = "ncat --proxy [%s]:8888 --proxy-type http -s %s -p 41103 %s 25" % (P6, A6, MX6)
+        run_client(c, "a", swaks_argv(pipe, "bot6.example", "six3@spam.example",
+                                      ["v5@victim.example", "v6@victim.example"]))
+        c.add_sw("swaks", "ncat")
+        c.incident(method="CONNECT", client=ep(A6, 41103), proxy=ep(P6, 8888), proxy_software=proxy_sw("tinyproxy"),
+                   target=None, target_host=MX6, target_port=25, target_resolved=MX6,
+                   helo="bot6.example", mail_from=["six3@spam.example"],
+                   rcpt_to=["v5@victim.example", "v6@victim.example"], messages=1, relay_expected=True,
+                   client_software="swaks via ncat HTTP proxy client")
+    # ncat writes the target its own way; take the request line's target as written
+    streams, _ = soh_labels.load(os.path.join(CAPDIR, c.name + ".pcap"))
+    s = soh_labels.find_stream(streams, ep(A6, 41103), ep(P6, 8888))
+    line = s.c2s.split(b"\r\n", 1)[0].decode() if s else ""
+    c.incidents[-1]["target"] = line.split()[1] if line.startswith("CONNECT ") else "[%s]:25" % MX6
+    c.observations.append("ncat %s sent `%s`" % (software("ncat")[0].split()[1], line))
+    finish(c)
+
+
+# --- 12
+def odd_port_proxy():
+    c = Case("odd_port_proxy", "Open proxies on ports Wireshark does not dissect as HTTP by "
+             "default: tinyproxy on 6588 and squid on 8240, each abused for one spam tunnel.")
+    with uplink(c):
+        swaks_socat(c, "tinyproxy", 6588, MX, 25, 41201, "bot.example", "odd1@spam.example",
+                    ["v1@victim.example", "v2@victim.example"])
+        swaks_socat(c, "squid", 8240, MX, 25, 41202, "bot.example", "odd2@spam.example",
+                    ["v3@victim.example", "v4@victim.example"])
+    finish(c)
+
+
+# --- 13
+def malformed_request():
+    c = Case("malformed_request", "Spamware-style malformed requests sent with a raw client: "
+             "`CONNECT 198.51.100.25:25 / HTTP/1.0` followed by a header line without a name, "
+             "the same without that header line, and a well-formed request line followed by the "
+             "nameless header line, each sent to tinyproxy and to squid.  What each real proxy did "
+             "is recorded below (answers other than 2xx are refused attempts to a mail port); "
+             "where it answered 2xx the client spoke SMTP in the tunnel.")
+    variants = (
+        "CONNECT %s:25 / HTTP/1.0\\r\\n: keep-alive\\r\\n\\r\\n" % MX,
+        "CONNECT %s:25 / HTTP/1.0\\r\\n\\r\\n" % MX,
+        "CONNECT %s:25 HTTP/1.0\\r\\n: keep-alive\\r\\n\\r\\n" % MX,
+    )
+    sport = 41301
+    with uplink(c):
+        for req in variants:
+            for pname, pport in (("tinyproxy", 8888), ("squid", 3128)):
+                raw_connect(c, pname, pport, "%s:25" % MX, MX, 25, sport, request=req,
+                            smtp=("bot.example", "mal%d@spam.example" % (sport - 41300),
+                                  ["v1@victim.example", "v2@victim.example"]))
+                sport += 1
+    finish(c)
+
+
+# --- 14
+def socks4():
+    c = Case("socks4", "SMTP through a SOCKS4 proxy (Dante's danted on 1081, open to all): swaks "
+             "piped through ncat's SOCKS4 client, and curl with socks4://.")
+    c.add_sw("danted", "swaks", "ncat")
+    with uplink(c):
+        pipe = "ncat --proxy %s:1081 --proxy-type socks4 -s %s -p 41401 %s 25" % (P, A1, MX)
+        run_client(c, "a", swaks_argv(pipe, "bot.example", "k1@spam.example",
+                                      ["v1@victim.example", "v2@victim.example"]))
+        c.incident(method="SOCKS4", client=ep(A1, 41401), proxy=ep(P, 1081), proxy_software=proxy_sw("danted"),
+                   target="%s:25" % MX, target_host=MX, target_port=25, target_resolved=MX, status_code=90,
+                   helo="bot.example", mail_from=["k1@spam.example"],
+                   rcpt_to=["v1@victim.example", "v2@victim.example"], messages=1, relay_expected=True,
+                   client_software="swaks via ncat SOCKS4")
+        curl_smtp(c, "danted", "socks4://%s:1081" % P, ep(P, 1081), MX, 25, 41402, "bot.example",
+                  "k2@spam.example", ["v3@victim.example", "v4@victim.example"], method="SOCKS4",
+                  status_code=90)
+    finish(c)
+
+
+CASES = [benign_only, connect_ip_tinyproxy, connect_ip_squid, connect_hostname, concurrent_pairing,
+         mail_ports, refused, post_relay, socks5, socks4, one_leg, ipv6, odd_port_proxy, malformed_request]
+
+
+def main(argv):
+    if not WORK:
+        sys.exit("run through make-captures.sh")
+    want = set(argv)
+    known = {f.__name__ for f in CASES}
+    if want - known:
+        sys.exit("unknown case(s): %s; known: %s" % (" ".join(sorted(want - known)), " ".join(sorted(known))))
+    try:
+        topology()
+        services()
+        for f in CASES:
+            if not want or f.__name__ in want:
+                log("case", f.__name__)
+                f()
+    finally:
+        teardown()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,30 @@
+#!/bin/bash
+# Build a large benchmark capture from the committed lab captures.
+#   captures/lab/make-bench-capture.sh OUTDIR [SCALE]
+# SCALE (1, 2, 4, ...) multiplies copies and time span.  Needs python3 and,
+# for the final count check, tshark.  No root needed.  Never write into the
+# repository: OUTDIR must be elsewhere.
+set -euo pipefail
+if [ $# -lt 1 ]; then
+    echo "usage: $0 OUTDIR [SCALE]" >&2
+    exit 2
+fi
+OUTDIR=$1
+SCALE=${2:-1}
+LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$LAB_DIR/../.." && pwd)
+mkdir -p "$OUTDIR"
+case "$(cd "$OUTDIR" && pwd)/" in
+    "$REPO"/*) echo "make-bench-capture.sh: OUTDIR must be outside the repository" >&2; exit 2 ;;
+esac
+timeout 1800 python3 "$LAB_DIR/bench.py" "$OUTDIR" "$SCALE"
+if [ "${SOH_BENCH_NOCHECK:-}" != 1 ] && command -v tshark >/dev/null; then
+    OUT="$OUTDIR/bench-x$SCALE.pcap"
+    want=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["tcp_streams"])' "$OUTDIR/bench-x$SCALE.labels.json")
+    got=$(timeout 1800 tshark -n -r "$OUT" -q -z conv,tcp 2>/dev/null | grep -c '<->' || true)
+    echo "tshark: $got TCP conversations (expected $want)"
+    if [ "$got" != "$want" ]; then
+        echo "make-bench-capture.sh: stream count mismatch" >&2
+        exit 1
+    fi
+fi

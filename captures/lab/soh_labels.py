@@ -1,0 +1,495 @@
+#!/usr/bin/python3
+"""Check lab labels against their captures with tshark, discover relay-leg
+endpoints, and write the per-case .md notes.
+
+  soh_labels.py check captures/*.labels.json     # verify committed labels
+
+Standard library only; needs tshark.
+"""
+import ipaddress
+import json
+import os
+import re
+import subprocess
+import sys
+
+MAIL_PORTS = (25, 465, 587, 2525)
+
+
+class CheckError(Exception):
+    pass
+
+
+def ep(ip, port):
+    ip = str(ipaddress.ip_address(ip))
+    return ("[%s]:%d" % (ip, port)) if ":" in ip else ("%s:%d" % (ip, port))
+
+
+def split_ep(text):
+    host, _, port = text.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def tshark(args):
+    env = dict(os.environ, LC_ALL="C")
+    r = subprocess.run(["tshark", "-n"] + args, capture_output=True, text=True,
+                       timeout=300, env=env)
+    if r.returncode != 0:
+        raise CheckError("tshark failed: %s" % r.stderr.strip())
+    return r.stdout
+
+
+class Stream:
+    def __init__(self, sid):
+        self.id = sid
+        self.client = None
+        self.server = None
+        self.frames = []          # (frame, time, from_client, flags, payload)
+        self.c2s = b""
+        self.s2c = b""
+        self.syn = None
+
+    def first_payload(self, from_client):
+        for f in self.frames:
+            if f[2] == from_client and f[4]:
+                return f
+        return None
+
+    def __repr__(self):
+        return "stream %d %s -> %s" % (self.id, self.client, self.server)
+
+
+def load(pcap):
+    out = tshark(["-r", pcap, "-Y", "tcp", "-T", "fields", "-E", "separator=\t", "-E", "occurrence=f",
+                  "-e", "frame.number", "-e", "frame.time_relative",
+                  "-e", "tcp.stream", "-e", "ip.src", "-e", "ipv6.src",
+                  "-e", "tcp.srcport", "-e", "ip.dst", "-e", "ipv6.dst",
+                  "-e", "tcp.dstport", "-e", "tcp.flags", "-e", "tcp.payload"])
+    streams = {}
+    for line in out.splitlines():
+        f = line.split("\t")
+        if len(f) < 11:
+            f += [""] * (11 - len(f))
+        num, t, sid = int(f[0]), float(f[1]), int(f[2])
+        src = ep(f[3] or f[4], int(f[5]))
+        dst = ep(f[6] or f[7], int(f[8]))
+        flags = int(f[9], 16)
+        payload = bytes.fromhex(f[10].replace(":", "")) if f[10] else b""
+        s = streams.get(sid)
+        if s is None:
+            s = streams[sid] = Stream(sid)
+            # first frame decides: a SYN without ACK comes from the client
+            if flags & 0x12 == 0x12:
+                s.client, s.server = dst, src
+            else:
+                s.client, s.server = src, dst
+        from_client = (src == s.client)
+        if flags & 0x12 == 0x02 and s.syn is None:
+            s.syn = num
+        s.frames.append((num, t, from_client, flags, payload))
+        if from_client:
+            s.c2s += payload
+        else:
+            s.s2c += payload
+    dns = tshark(["-r", pcap, "-Y", "dns", "-T", "fields", "-E", "separator=\t",
+                  "-e", "frame.number", "-e", "dns.flags.response",
+                  "-e", "dns.qry.name", "-e", "dns.qry.type", "-e", "dns.a",
+                  "-e", "dns.aaaa"])
+    dnsrows = [l.split("\t") for l in dns.splitlines() if l.strip()]
+    return streams, dnsrows
+
+
+def smtp_lines(data):
+    return [l for l in data.decode("latin-1").split("\r\n")]
+
+
+def count_cmd(data, verb):
+    return sum(1 for l in smtp_lines(data) if l.upper().startswith(verb))
+
+
+def args_of(data, verb):
+    res = []
+    for l in smtp_lines(data):
+        if l.upper().startswith(verb):
+            m = re.search(r"<([^>]*)>", l)
+            res.append(m.group(1) if m else l[len(verb):].strip())
+    return res
+
+
+def accepted_messages(server_bytes):
+    """Messages the MTA accepted: a 354 reply followed by a 2xx reply."""
+    n = 0
+    pending = False
+    for l in smtp_lines(server_bytes):
+        if len(l) < 4 or l[3:4] != " ":
+            continue
+        if l.startswith("354"):
+            pending = True
+        elif pending:
+            n += l.startswith("2")
+            pending = False
+    return n
+
+
+def after_header(data):
+    i = data.find(b"\r\n\r\n")
+    return data[i + 4:] if i >= 0 else b""
+
+
+def tunnel_payload(inc, s):
+    """Client->proxy and proxy->client bytes after the proxy handshake."""
+    if inc["method"] in ("SOCKS5",):
+        # greeting (3) + request; reply 2 + reply; lengths vary with ATYP
+        c = s.c2s
+        n = 2 + c[1] if len(c) > 1 else 3
+        atyp = c[n + 3] if len(c) > n + 3 else 1
+        alen = {1: 4, 4: 16}.get(atyp, (c[n + 4] + 1) if len(c) > n + 4 else 0)
+        creq = n + 4 + alen + 2
+        sr = s.s2c
+        satyp = sr[5] if len(sr) > 5 else 1
+        salen = {1: 4, 4: 16}.get(satyp, (sr[6] + 1) if len(sr) > 6 else 0)
+        return c[creq:], sr[2 + 4 + salen + 2:]
+    if inc["method"] == "SOCKS4":
+        c = s.c2s
+        end = c.find(b"\x00", 8)
+        return c[end + 1:], s.s2c[8:]
+    return after_header(s.c2s), after_header(s.s2c)
+
+
+def find_stream(streams, client, server):
+    for s in streams.values():
+        if s.client == client and s.server == server:
+            return s
+    return None
+
+
+def discover_relays(labels, streams):
+    """Fill incident['relay'] from the capture: the connection from the
+    proxy to the resolved target that carries this incident's unique MAIL
+    FROM (or, without SMTP, the only unclaimed connection to the target)."""
+    claimed = set()
+    for inc in labels["incidents"]:
+        r = inc.get("relay")
+        if r:
+            s = find_stream(streams, r["client"], r["server"])
+            if s:
+                claimed.add(s.id)
+    for inc in labels["incidents"]:
+        if inc.get("relay") is not None or not inc.get("relay_expected"):
+            continue
+        if "relay" not in labels["legs_visible"]:
+            continue
+        pip = split_ep(inc["proxy"])[0]
+        proxy_ips = {pip} | set(labels.get("proxy_addresses", []))
+        target = ep(inc["target_resolved"], inc["target_port"])
+        cands = [s for s in streams.values()
+                 if s.server == target and split_ep(s.client)[0] in proxy_ips
+                 and s.id not in claimed]
+        if inc["mail_from"]:
+            key = ("MAIL FROM:<%s>" % inc["mail_from"][0]).encode()
+            cands = [s for s in cands if key in s.c2s]
+        if len(cands) != 1:
+            raise CheckError("%s %s: %d relay candidates for %s" % (
+                labels["case"], inc["id"], len(cands), target))
+        claimed.add(cands[0].id)
+        inc["relay"] = {"client": cands[0].client, "server": cands[0].server}
+    for inc in labels["incidents"]:
+        inc.pop("relay_expected", None)
+
+
+def check(labels, pcap):
+    """Verify labels against the capture; returns per-incident frame facts."""
+    streams, dnsrows = load(pcap)
+    errors = []
+    facts = {}
+    expected = 0
+    legs = labels["legs_visible"]
+
+    def err(msg):
+        errors.append("%s: %s" % (labels["case"], msg))
+
+    for inc in labels["incidents"]:
+        fx = facts[inc["id"]] = {}
+        tun = None
+        if "tunnel" in legs:
+            tun = find_stream(streams, inc["client"], inc["proxy"])
+            if tun is None:
+                err("%s: no TCP conversation %s -> %s" % (inc["id"], inc["client"], inc["proxy"]))
+                continue
+            expected += 1
+            fx["tunnel_stream"] = tun.id
+            fx["tunnel_syn"] = tun.syn
+            req = tun.first_payload(True)
+            fx["request_frame"] = req[0] if req else None
+            if inc["method"] in ("CONNECT", "POST"):
+                first = tun.c2s.split(b"\r\n", 1)[0].decode("latin-1")
+                fx["request_line"] = first
+                want = inc.get("request_uri") or inc["target"]
+                if not first.startswith(inc["method"] + " " + want + " ") and \
+                        not first.startswith(inc["method"] + " " + want):
+                    err("%s: request line %r does not name %s %s" % (inc["id"], first, inc["method"], want))
+                resp = tun.first_payload(False)
+                fx["response_frame"] = resp[0] if resp else None
+                fx["response_time"] = resp[1] if resp else None
+                sl = tun.s2c.split(b"\r\n", 1)[0].decode("latin-1")
+                fx["status_line"] = sl or None
+                code = None
+                m = re.match(r"HTTP/\d\.\d (\d{3})", sl)
+                if m:
+                    code = int(m.group(1))
+                if code != inc["status_code"]:
+                    err("%s: status %r in capture, labels say %r" % (inc["id"], code, inc["status_code"]))
+            elif inc["method"] == "SOCKS5":
+                c = tun.c2s
+                n = 2 + c[1] if len(c) > 1 else 3
+                fx["request_line"] = "SOCKS5 request " + c[n:n + 4].hex()
+                if len(c) < n + 10 or c[0] != 5 or c[n] != 5 or c[n + 1] != 1:
+                    err("%s: no SOCKS5 CONNECT request" % inc["id"])
+                else:
+                    atyp = c[n + 3]
+                    if atyp == 1:
+                        host, alen = str(ipaddress.ip_address(c[n + 4:n + 8])), 4
+                    elif atyp == 4:
+                        host, alen = str(ipaddress.ip_address(c[n + 4:n + 20])), 16
+                    else:
+                        host, alen = c[n + 5:n + 5 + c[n + 4]].decode("latin-1"), c[n + 4] + 1
+                    port = int.from_bytes(c[n + 4 + alen:n + 6 + alen], "big")
+                    fx["request_line"] = "SOCKS5 CONNECT %s port %d (ATYP %d)" % (host, port, atyp)
+                    if host != inc["target_host"] or port != inc["target_port"]:
+                        err("%s: SOCKS5 request for %s:%d, labels say %s" % (inc["id"], host, port, inc["target"]))
+                code = tun.s2c[3] if len(tun.s2c) > 3 else None
+                # frame of the SOCKS reply = 2nd proxy payload frame
+                pf = [f for f in tun.frames if not f[2] and f[4]]
+                fx["response_frame"] = pf[1][0] if len(pf) > 1 else None
+                fx["response_time"] = pf[1][1] if len(pf) > 1 else None
+                fx["status_line"] = "SOCKS5 reply REP=%s%s" % (code, " (succeeded)" if code == 0 else "")
+                fx["request_frame"] = ([f for f in tun.frames if f[2] and f[4]] + [None, None])[1][0] \
+                    if len([f for f in tun.frames if f[2] and f[4]]) > 1 else fx["request_frame"]
+                if code != inc["status_code"]:
+                    err("%s: SOCKS reply %r, labels say %r" % (inc["id"], code, inc["status_code"]))
+            elif inc["method"] == "SOCKS4":
+                c = tun.c2s
+                if len(c) < 9 or c[0] != 4 or c[1] != 1:
+                    err("%s: no SOCKS4 CONNECT request" % inc["id"])
+                else:
+                    port = int.from_bytes(c[2:4], "big")
+                    host = str(ipaddress.ip_address(c[4:8]))
+                    fx["request_line"] = "SOCKS4 CONNECT %s port %d" % (host, port)
+                    if host != inc["target_host"] or port != inc["target_port"]:
+                        err("%s: SOCKS4 request for %s:%d, labels say %s" % (inc["id"], host, port, inc["target"]))
+                code = tun.s2c[1] if len(tun.s2c) > 1 else None
+                r4 = tun.first_payload(False)
+                fx["response_frame"] = r4[0] if r4 else None
+                fx["response_time"] = r4[1] if r4 else None
+                fx["status_line"] = "SOCKS4 reply CD=%s%s" % (code, " (request granted)" if code == 90 else "")
+                if code != inc["status_code"]:
+                    err("%s: SOCKS4 reply %r, labels say %r" % (inc["id"], code, inc["status_code"]))
+            if inc["method"] != "POST":
+                c_in, s_in = tunnel_payload(inc, tun)
+                if inc["smtp"]:
+                    n_from = count_cmd(c_in, "MAIL FROM:")
+                    n_rcpt = count_cmd(c_in, "RCPT TO:")
+                    if n_from != len(inc["mail_from"]) or n_rcpt != len(inc["rcpt_to"]):
+                        err("%s: tunnel has %d MAIL/%d RCPT, labels %d/%d" % (
+                            inc["id"], n_from, n_rcpt, len(inc["mail_from"]), len(inc["rcpt_to"])))
+                    # first SMTP line inside the tunnel (the relayed 220)
+                    hdr_end = len(tun.s2c) - len(s_in)
+                    seen = 0
+                    for f in tun.frames:
+                        if not f[2] and f[4]:
+                            seen += len(f[4])
+                            if seen > hdr_end:
+                                fx["first_smtp_frame"] = f[0]
+                                break
+                elif inc["status"] == "established" and count_cmd(c_in, "MAIL FROM:"):
+                    err("%s: SMTP in tunnel but labels say smtp=false" % inc["id"])
+        rel = inc.get("relay")
+        if rel and "relay" in legs:
+            rs = find_stream(streams, rel["client"], rel["server"])
+            if rs is None:
+                err("%s: relay %s -> %s not in capture" % (inc["id"], rel["client"], rel["server"]))
+                continue
+            expected += 1
+            fx["relay_stream"] = rs.id
+            fx["relay_syn"] = rs.syn
+            fx["relay_syn_time"] = rs.frames[0][1]
+            g = rs.first_payload(False)
+            fx["relay_first_smtp_frame"] = g[0] if g else None
+            if inc["smtp"]:
+                n_from = args_of(rs.c2s, "MAIL FROM:")
+                n_rcpt = args_of(rs.c2s, "RCPT TO:")
+                if n_from != inc["mail_from"] or n_rcpt != inc["rcpt_to"]:
+                    err("%s: relay MAIL %s RCPT %s, labels %s %s" % (
+                        inc["id"], n_from, n_rcpt, inc["mail_from"], inc["rcpt_to"]))
+                helo = [l.split(None, 1)[1] for l in smtp_lines(rs.c2s)
+                        if l.upper().startswith(("EHLO ", "HELO "))]
+                if inc["helo"] and inc["helo"] not in helo:
+                    err("%s: relay HELO %s, labels %s" % (inc["id"], helo, inc["helo"]))
+                acc = accepted_messages(rs.s2c)
+                if acc != inc["messages"]:
+                    err("%s: MTA accepted %d messages on the relay leg, labels say %d" % (inc["id"], acc, inc["messages"]))
+    for b in labels["benign"]:
+        s = find_stream(streams, b["client"], b["server"])
+        if s is None:
+            err("benign %s %s -> %s not in capture" % (b["kind"], b["client"], b["server"]))
+        else:
+            expected += 1
+    for b in labels.get("benign_relays", []):
+        s = find_stream(streams, b["client"], b["server"])
+        if s is None:
+            err("benign relay %s -> %s not in capture" % (b["client"], b["server"]))
+        else:
+            expected += 1
+    if len(streams) != expected:
+        known = set()
+        for inc in labels["incidents"]:
+            known.add((inc["client"], inc["proxy"]))
+            if inc.get("relay"):
+                known.add((inc["relay"]["client"], inc["relay"]["server"]))
+        for b in labels["benign"] + labels.get("benign_relays", []):
+            known.add((b["client"], b["server"]))
+        extra = [repr(s) for s in streams.values() if (s.client, s.server) not in known]
+        err("capture has %d TCP streams, labels account for %d; unlabelled: %s" % (
+            len(streams), expected, extra))
+    for name in labels.get("dns_names", []):
+        if not any(r[2] == name for r in dnsrows if len(r) > 2):
+            err("no DNS query for %s in capture" % name)
+    return streams, dnsrows, facts, errors
+
+
+def discover_benign_relays(labels, streams):
+    """Proxy -> origin connections made for benign requests: every stream
+    from the proxy that no incident claims."""
+    proxy_ips = set(labels.get("proxy_addresses", []))
+    claimed = set()
+    for inc in labels["incidents"]:
+        if inc.get("relay"):
+            claimed.add((inc["relay"]["client"], inc["relay"]["server"]))
+    for b in labels["benign"]:
+        claimed.add((b["client"], b["server"]))
+    out = []
+    for s in sorted(streams.values(), key=lambda s: s.id):
+        if (s.client, s.server) in claimed:
+            continue
+        if split_ep(s.client)[0] in proxy_ips:
+            out.append({"client": s.client, "server": s.server})
+    return out
+
+
+def write_md(labels, meta, streams, dnsrows, facts, path):
+    L = []
+    L.append("# %s\n" % labels["case"])
+    L.append("## Purpose\n\n%s\n" % meta["purpose"])
+    L.append("## How it was made\n")
+    L.append("Generated by `%s` (run as root on Debian 12): network namespaces "
+             "joined by a router namespace, real programs inside them, "
+             "tcpdump (full snaplen, pcap) on the %s.\n" % (labels["made_by"], labels["capture_point"]))
+    L.append("Software:\n")
+    for s in meta["software"]:
+        L.append("- %s" % s)
+    L.append("\nClient commands run (in order; the lab's temporary directory shown as `$WORK`):\n")
+    L.append("```")
+    for c in meta["commands"]:
+        L.append(c)
+    L.append("```\n")
+    for n in meta.get("observations", []):
+        L.append("- " + n)
+    if meta.get("observations"):
+        L.append("")
+    L.append("## The important sequence\n")
+    L.append("Capture: `%s`, %d TCP streams, legs visible: %s.\n" % (
+        labels["capture"], len(streams), ", ".join(labels["legs_visible"])))
+    if dnsrows:
+        L.append("DNS frames: " + "; ".join(
+            "frame %s %s %s%s" % (r[0], "answer" if r[1] in ("1", "True") else "query",
+                                   r[2], (" -> " + (r[4] or r[5])) if len(r) > 5 and (r[4] or r[5]) else "")
+            for r in dnsrows[:8]) + ("" if len(dnsrows) <= 8 else " …") + "\n")
+    for inc in labels["incidents"]:
+        fx = facts.get(inc["id"], {})
+        L.append("### %s: %s %s via %s (%s)\n" % (inc["id"], inc["method"], inc["target"],
+                                                 inc["proxy"], inc["proxy_software"]))
+        rows = [
+            ("client", inc["client"]),
+            ("tunnel tcp.stream", fx.get("tunnel_stream")),
+            ("tunnel SYN frame", fx.get("tunnel_syn")),
+            ("request frame", fx.get("request_frame")),
+            ("request line", "`%s`" % fx["request_line"] if fx.get("request_line") else None),
+            ("proxy answer frame", fx.get("response_frame")),
+            ("proxy answer", "`%s`" % fx["status_line"] if fx.get("status_line") else inc["status_code"]),
+            ("relay tcp.stream", fx.get("relay_stream")),
+            ("relay SYN frame", fx.get("relay_syn")),
+            ("relay SYN vs proxy answer", ("relay SYN %.3f ms %s the answer" % (
+                abs(fx["response_time"] - fx["relay_syn_time"]) * 1000,
+                "before" if fx["relay_syn_time"] <= fx["response_time"] else "after"))
+             if fx.get("response_time") is not None and fx.get("relay_syn_time") is not None else None),
+            ("relay: first MTA line frame", fx.get("relay_first_smtp_frame")),
+            ("tunnel: first SMTP line frame", fx.get("first_smtp_frame")),
+            ("envelope", "HELO %s, MAIL FROM %s, RCPT TO %s, messages %d" % (
+                inc["helo"], ",".join(inc["mail_from"]), ",".join(inc["rcpt_to"]), inc["messages"])
+             if inc["smtp"] else None),
+        ]
+        for k, v in rows:
+            if v is not None:
+                L.append("- %s: %s" % (k, v))
+        L.append("")
+    if labels["benign"]:
+        L.append("Benign connections (%d):\n" % len(labels["benign"]))
+        for b in labels["benign"]:
+            L.append("- %s %s -> %s%s" % (b["kind"], b["client"], b["server"],
+                                          (" (" + b["note"] + ")") if b.get("note") else ""))
+        L.append("")
+    L.append("## What a detector should report\n")
+    flagged = [i for i in labels["incidents"] if i.get("expected_flag", True)]
+    if not flagged:
+        L.append("Nothing: no `smtp-over-http` frame, no expert item.\n")
+    for inc in flagged:
+        fx = facts.get(inc["id"], {})
+        leg = "attempt" if inc["status"] != "established" else "tunnel"
+        s = ("- %s: leg `%s`, method `%s`, target.host `%s`, target.port %d, status `%s`, smtp %s"
+             % (inc["id"], leg, inc["method"], inc["target_host"], inc["target_port"],
+                inc["status"], "true" if inc["smtp"] else "false"))
+        if "tunnel_stream" in fx:
+            s += ", tunnel.stream %d" % fx["tunnel_stream"]
+        if "relay_stream" in fx and "tunnel_stream" in fx:
+            if inc["status"] == "established":
+                s += ", relay.stream %d (the relay leg is flagged too)" % fx["relay_stream"]
+            else:
+                s += "; the proxy's failed attempt to reach the target is tcp.stream %d" % fx["relay_stream"]
+        if inc["smtp"]:
+            s += ", helo `%s`, mail_from %s, rcpt_count %d, messages %d" % (
+                inc["helo"], inc["mail_from"], len(inc["rcpt_to"]), inc["messages"])
+        L.append(s)
+    for inc in labels["incidents"]:
+        if not inc.get("expected_flag", True):
+            L.append("- %s is not expected to be flagged: %s" % (inc["id"], inc.get("note", "")))
+    if labels["benign"]:
+        L.append("- the benign connections listed above carry no `smtp-over-http`.")
+    L.append("")
+    with open(path, "w") as f:
+        f.write("\n".join(L))
+
+
+def main(argv):
+    if len(argv) < 2 or argv[0] != "check":
+        print(__doc__)
+        return 2
+    bad = 0
+    for lf in argv[1:]:
+        with open(lf) as f:
+            labels = json.load(f)
+        pcap = os.path.join(os.path.dirname(lf), labels["capture"])
+        try:
+            _, _, _, errors = check(labels, pcap)
+        except CheckError as e:
+            errors = [str(e)]
+        for e in errors:
+            print("FAIL", e)
+        bad += bool(errors)
+        if not errors:
+            print("ok  ", labels["case"], "(%d incidents, %d benign)" % (
+                len(labels["incidents"]), len(labels["benign"])))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

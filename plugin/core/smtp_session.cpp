@@ -147,6 +147,20 @@ void SmtpSession::note(bool from_client, std::string_view text) {
     notes_.push_back(SmtpNote{frame_, from_client, printable(text, 160)});
 }
 
+FrameCounts* SmtpSession::count_slot() {
+    if (!counts_.empty() && counts_.back().frame == frame_) return &counts_.back();
+    if (counts_.size() >= kMaxCounted) return nullptr;
+    counts_.push_back(FrameCounts{frame_, 0, 0});
+    return &counts_.back();
+}
+
+FrameCounts SmtpSession::counts(FrameNum frame) const {
+    auto it = std::lower_bound(counts_.begin(), counts_.end(), frame,
+                               [](const FrameCounts& c, FrameNum f) { return c.frame < f; });
+    if (it != counts_.end() && it->frame == frame) return *it;
+    return FrameCounts{frame, 0, 0};
+}
+
 void SmtpSession::push(Cmd c) {
     if (pending_.size() >= kMaxPending) pending_.pop_front();
     pending_.push_back(c);
@@ -197,6 +211,7 @@ void SmtpSession::client_line(std::string_view line, bool overlong) {
     } else if (iprefix(line, "RCPT TO:") || iprefix(line, "RCPT TO :")) {
         std::string_view rest = line.substr(line.find(':') + 1);
         ++env_.rcpt_count;
+        if (FrameCounts* c = count_slot()) ++c->rcpts;
         if (env_.rcpt_to.size() < kMaxListed) env_.rcpt_to.push_back(printable(path_arg(rest), 255));
         push(Cmd::Rcpt);
         mark_smtp();
@@ -271,7 +286,10 @@ void SmtpSession::server_line(std::string_view line) {
             break;
         case Cmd::DataEnd:
         case Cmd::BdatLast:
-            if (ok) ++env_.messages;
+            if (ok) {
+                ++env_.messages;
+                if (FrameCounts* fc = count_slot()) ++fc->messages;
+            }
             break;
         case Cmd::StartTls:
             if (code == 220) {

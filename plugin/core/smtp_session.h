@@ -40,6 +40,13 @@ struct SmtpNote {
     std::string text;  // printable, truncated
 };
 
+// Envelope growth on one frame, for statistics counted as frames go by.
+struct FrameCounts {
+    FrameNum frame = 0;
+    std::uint16_t rcpts = 0;     // RCPT TO commands in this frame
+    std::uint16_t messages = 0;  // messages accepted in this frame
+};
+
 // A line hash kept for comparing the two legs of a relay.
 struct LineStamp {
     std::uint64_t hash = 0;
@@ -53,6 +60,7 @@ public:
     static constexpr std::size_t kMaxPending = 256;   // pipelined commands awaiting replies
     static constexpr std::size_t kMaxNotes = 96;      // per-frame notes kept per session
     static constexpr std::size_t kMaxStamps = 24;     // line hashes kept per direction
+    static constexpr std::size_t kMaxCounted = 4096;  // frames with envelope growth kept
     static constexpr std::size_t kUndecidedBytes = 16 * 1024;
 
     // Feeds in-order bytes of one direction, seen in frame `frame` at `time`.
@@ -74,6 +82,8 @@ public:
 
     const Envelope& envelope() const { return env_; }
     const std::vector<SmtpNote>& notes() const { return notes_; }
+    // Envelope growth of one frame (zeroes when nothing grew there).
+    FrameCounts counts(FrameNum frame) const;
     const std::vector<LineStamp>& stamps(bool from_client) const {
         return from_client ? client_stamps_ : server_stamps_;
     }
@@ -87,6 +97,7 @@ private:
     void note(bool from_client, std::string_view text);
     void push(Cmd c);
     void mark_smtp();
+    FrameCounts* count_slot();
 
     LineAssembler client_{kMaxLine};
     LineAssembler server_{kMaxLine};
@@ -112,6 +123,7 @@ private:
 
     Envelope env_;
     std::vector<SmtpNote> notes_;
+    std::vector<FrameCounts> counts_;  // in frame order
     std::vector<LineStamp> client_stamps_;
     std::vector<LineStamp> server_stamps_;
 };

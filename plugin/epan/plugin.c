@@ -4,6 +4,7 @@
 #include <ws_symbol_export.h>
 #include <ws_version.h>
 #include <epan/proto.h>
+#include <epan/tap.h>
 
 #include "soh_register.h"
 
@@ -19,4 +20,7 @@ void plugin_register(void)
     plug.register_protoinfo = soh_register_protocol;
     plug.register_handoff = soh_register_handoff;
     proto_register_plugin(&plug);
+    static tap_plugin stats;
+    stats.register_tap_listener = soh_register_stats;
+    tap_register_plugin(&stats);
 }

@@ -10,6 +10,7 @@
 #include <new>
 
 #include "glue.h"
+#include "stats.h"
 #include "soh_register.h"
 
 namespace soh::glue {
@@ -174,10 +175,15 @@ extern "C" void soh_register_protocol(void) {
                                    &pref_content);
 
     handle = register_dissector("smtp-over-http", dissect, hf.proto);
+    register_stats_tap();
     register_init_routine(init_file);
     register_cleanup_routine(cleanup_file);
 }
 
 extern "C" void soh_register_handoff(void) {
     register_postdissector(handle);
+}
+
+extern "C" void soh_register_stats(void) {
+    register_stats_tree();
 }

@@ -12,6 +12,7 @@
 #include <cstdio>
 
 #include "glue.h"
+#include "stats.h"
 
 namespace soh::glue {
 namespace {
@@ -97,6 +98,37 @@ void summarise(char* out, std::size_t n, const View& v) {
                   e && e->rcpt_count == 1 ? "" : "s", e ? e->messages : 0, e && e->messages == 1 ? "" : "s");
 }
 
+// The frame's contribution to the statistics: the incident once (on its
+// request frame, or where SMTP showed that a tunnel to another port is one),
+// and the recipients and messages the frame carried, counted on the leg that
+// sees the mail server's answers: the tunnel, or for absolute-URI relay the
+// relay leg.
+void tap_frame(packet_info* pinfo, const View& v, const Flow& self, std::uint16_t ev) {
+    const Flow& p = *v.proxy;
+    const bool on_proxy_leg = &self == &p;
+    TapRecord r{};
+    if (on_proxy_leg && (((ev & kEvRequest) && p.mail_port) || ((ev & kEvSmtpFirst) && !p.mail_port)))
+        r.incidents = 1;
+    const bool tunnel_counts = p.method == Method::Connect || p.method == Method::Socks4 ||
+                               p.method == Method::Socks4a || p.method == Method::Socks5;
+    if (self.smtp && on_proxy_leg == tunnel_counts) {
+        FrameCounts c = self.smtp->counts(pinfo->num);
+        r.rcpts = c.rcpts;
+        r.messages = c.messages;
+    }
+    if (!r.incidents && !r.rcpts && !r.messages) return;
+    char buf[300];
+    fmt_addr(buf, sizeof buf, p.client.addr);
+    r.client = wmem_strdup(pinfo->pool, buf);
+    fmt_endpoint(buf, sizeof buf, p.server);
+    r.proxy = wmem_strdup(pinfo->pool, buf);
+    fmt_target(buf, sizeof buf, p);
+    r.target = wmem_strdup(pinfo->pool, buf);
+    r.leg = p.status == Status::Refused ? "attempt" : "tunnel";
+    r.method = method_name(p.method);
+    queue_stats(pinfo, r);
+}
+
 }  // namespace
 
 void render(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree) {
@@ -162,6 +194,7 @@ void render(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree) {
     fmt_target(b, sizeof b, p);
     fmt_endpoint(a, sizeof a, p.server);
     const std::uint16_t ev = n->events;
+    if (stats_wanted()) tap_frame(pinfo, v, self, ev);
     if (on_proxy_leg && (ev & kEvRequest) && p.mail_port)
         expert_add_info_format(pinfo, ti, &ei.connect_mail_port, "Proxy %s asked (%s) to connect to mail port: %s", a,
                                method_name(p.method), b);

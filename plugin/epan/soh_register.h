@@ -8,6 +8,7 @@ extern "C" {
 
 void soh_register_protocol(void);
 void soh_register_handoff(void);
+void soh_register_stats(void);
 
 #ifdef __cplusplus
 }

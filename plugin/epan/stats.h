@@ -1,0 +1,25 @@
+// Tap records behind the statistics tree (stats.cpp).
+#pragma once
+
+#include <epan/packet.h>
+
+namespace soh::glue {
+
+// What one frame adds to the statistics. Strings live in pinfo->pool.
+struct TapRecord {
+    const char* client;  // address only: one attacker, many source ports
+    const char* proxy;   // address:port
+    const char* target;  // as written, host:port
+    const char* leg;     // "tunnel" or "attempt"
+    const char* method;
+    unsigned incidents;  // 1 on the frame that makes a proxy leg an incident
+    unsigned rcpts;
+    unsigned messages;
+};
+
+void register_stats_tap();
+void register_stats_tree();
+bool stats_wanted();
+void queue_stats(packet_info* pinfo, const TapRecord& record);
+
+}  // namespace soh::glue

@@ -36,10 +36,9 @@ struct Experts {
     expert_field table_full = EI_INIT;
 };
 
-// Other protocols' fields the engine reads (primed for the post-dissector).
+// Other protocols the glue refers to.
 struct Wanted {
-    int tcp_stream = -1, tcp_srcport = -1, tcp_dstport = -1, tcp_seq = -1, tcp_flags = -1, tcp_payload = -1;
-    int dns_response = -1, dns_qry_name = -1, dns_a = -1, dns_aaaa = -1;
+    int proto_tcp = -1;
 };
 
 extern Fields hf;
@@ -50,7 +49,7 @@ extern int ett_envelope;
 extern Correlator* engine;  // one per capture file, between init and cleanup
 
 // Feeds the engine with what this frame shows (first pass only).
-void observe(packet_info* pinfo, proto_tree* tree);
+void observe(tvbuff_t* tvb, packet_info* pinfo);
 // Adds our subtree, expert items and Info tag for this frame, if any.
 void render(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree);
 

@@ -2,8 +2,9 @@
 // preferences, the post-dissector and its per-file init/cleanup.
 //
 // Two-pass model (see correlator.h): the engine is fed on the first pass only
-// (!PINFO_FD_VISITED), when the other protocols' fields we want are primed;
-// every pass then renders the frame from the engine's state.
+// (!PINFO_FD_VISITED), from the frame's own bytes, so it asks Wireshark for
+// no fields and tshark builds no protocol tree on our account; every pass
+// then renders the frame from the engine's state.
 #include <epan/prefs.h>
 #include <epan/range.h>
 
@@ -30,11 +31,6 @@ guint pref_window_s = 30;
 guint pref_slack_ms = 50;
 gboolean pref_content = TRUE;
 
-int field_id(const char* name) {
-    int id = proto_registrar_get_id_byname(name);
-    return id;
-}
-
 void init_file() {
     Config cfg;
     cfg.mail_ports.clear();
@@ -47,32 +43,17 @@ void init_file() {
     delete engine;
     engine = new (std::nothrow) Correlator(std::move(cfg));
 
-    wanted.tcp_stream = field_id("tcp.stream");
-    wanted.tcp_srcport = field_id("tcp.srcport");
-    wanted.tcp_dstport = field_id("tcp.dstport");
-    wanted.tcp_seq = field_id("tcp.seq");
-    wanted.tcp_flags = field_id("tcp.flags");
-    wanted.tcp_payload = field_id("tcp.payload");
-    wanted.dns_response = field_id("dns.flags.response");
-    wanted.dns_qry_name = field_id("dns.qry.name");
-    wanted.dns_a = field_id("dns.a");
-    wanted.dns_aaaa = field_id("dns.aaaa");
-    GArray* ids = g_array_new(FALSE, FALSE, sizeof(int));
-    for (int id : {wanted.tcp_stream, wanted.tcp_srcport, wanted.tcp_dstport, wanted.tcp_seq, wanted.tcp_flags, wanted.tcp_payload, wanted.dns_response,
-                   wanted.dns_qry_name, wanted.dns_a, wanted.dns_aaaa})
-        if (id != -1) g_array_append_val(ids, id);
-    set_postdissector_wanted_hfids(handle, ids);
+    wanted.proto_tcp = proto_get_id_by_filter_name("tcp");
 }
 
 void cleanup_file() {
-    set_postdissector_wanted_hfids(handle, nullptr);
     delete engine;
     engine = nullptr;
 }
 
 int dissect(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, void*) {
     if (!engine) return 0;
-    if (!PINFO_FD_VISITED(pinfo)) observe(pinfo, tree);
+    if (!PINFO_FD_VISITED(pinfo)) observe(tvb, pinfo);
     render(tvb, pinfo, tree);
     return 0;
 }

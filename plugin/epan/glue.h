@@ -6,6 +6,7 @@
 #include <epan/packet.h>
 
 #include "correlator.h"
+#include "stream_cache.h"
 
 namespace soh::glue {
 
@@ -36,9 +37,10 @@ struct Experts {
     expert_field table_full = EI_INIT;
 };
 
-// Other protocols the glue refers to.
+// Other protocols and taps the glue refers to.
 struct Wanted {
     int proto_tcp = -1;
+    int expert_tap = -1;
 };
 
 extern Fields hf;
@@ -46,7 +48,8 @@ extern Experts ei;
 extern Wanted wanted;
 extern int ett_soh;
 extern int ett_envelope;
-extern Correlator* engine;  // one per capture file, between init and cleanup
+extern Correlator* engine;    // one per capture file, between init and cleanup
+extern StreamCache* streams;  // likewise
 
 // Feeds the engine with what this frame shows (first pass only).
 void observe(tvbuff_t* tvb, packet_info* pinfo);

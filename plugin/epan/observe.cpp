@@ -13,6 +13,7 @@
 
 #include "dns_parse.h"
 #include "frame_parse.h"
+#include "stream_cache.h"
 #include "glue.h"
 
 namespace soh::glue {
@@ -37,8 +38,15 @@ void to_address(const Addr& a, address* out) {
     set_address(out, a.family == 4 ? AT_IPv4 : AT_IPv6, a.family == 4 ? 4 : 16, a.bytes.data());
 }
 
-// tcp.stream of this segment, from the conversation TCP keeps for it.
-bool tcp_stream(packet_info* pinfo, const Packet& p, StreamId* out) {
+// tcp.stream of this segment, from the conversation TCP keeps for it; cached
+// per 4-tuple, looked up again on SYNs (a reused 4-tuple is a new stream).
+bool tcp_stream(packet_info* pinfo, const Packet& p, const Endpoint& a, const Endpoint& b, StreamId* out) {
+    if (!(p.flags & kSyn)) {
+        if (auto id = streams->find(a, b)) {
+            *out = *id;
+            return true;
+        }
+    }
     address src, dst;
     to_address(p.src, &src);
     to_address(p.dst, &dst);
@@ -47,6 +55,7 @@ bool tcp_stream(packet_info* pinfo, const Packet& p, StreamId* out) {
     auto* tcpd = static_cast<const tcp_analysis*>(conversation_get_proto_data(conv, wanted.proto_tcp));
     if (!tcpd) return false;
     *out = tcpd->stream;
+    streams->put(a, b, tcpd->stream);
     return true;
 }
 
@@ -64,11 +73,11 @@ void observe(tvbuff_t* tvb, packet_info* pinfo) {
         if (!p) return;
         if (p->proto == 6) {
             Segment s;
-            if (!tcp_stream(pinfo, *p, &s.stream)) return;
-            s.frame = pinfo->num;
-            s.time = static_cast<double>(pinfo->abs_ts.secs) + pinfo->abs_ts.nsecs / 1e9;
             s.src = Endpoint{p->src, p->sport};
             s.dst = Endpoint{p->dst, p->dport};
+            if (!tcp_stream(pinfo, *p, s.src, s.dst, &s.stream)) return;
+            s.frame = pinfo->num;
+            s.time = static_cast<double>(pinfo->abs_ts.secs) + pinfo->abs_ts.nsecs / 1e9;
             s.seq = p->seq;
             s.flags = p->flags;
             s.data = p->len ? p->payload : nullptr;

@@ -7,6 +7,7 @@
 // then renders the frame from the engine's state.
 #include <epan/prefs.h>
 #include <epan/range.h>
+#include <epan/tap.h>
 
 #include <new>
 
@@ -22,6 +23,7 @@ Wanted wanted;
 int ett_soh = -1;
 int ett_envelope = -1;
 Correlator* engine = nullptr;
+StreamCache* streams = nullptr;
 
 namespace {
 
@@ -42,17 +44,22 @@ void init_file() {
     cfg.content_detection = pref_content != FALSE;
     delete engine;
     engine = new (std::nothrow) Correlator(std::move(cfg));
+    delete streams;
+    streams = new (std::nothrow) StreamCache();
 
     wanted.proto_tcp = proto_get_id_by_filter_name("tcp");
+    wanted.expert_tap = find_tap_id("expert");
 }
 
 void cleanup_file() {
     delete engine;
     engine = nullptr;
+    delete streams;
+    streams = nullptr;
 }
 
 int dissect(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, void*) {
-    if (!engine) return 0;
+    if (!engine || !streams) return 0;
     if (!PINFO_FD_VISITED(pinfo)) observe(tvb, pinfo);
     render(tvb, pinfo, tree);
     return 0;

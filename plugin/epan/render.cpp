@@ -8,6 +8,7 @@
 #include <epan/column-utils.h>
 #include <epan/expert.h>
 #include <epan/proto.h>
+#include <epan/tap.h>
 
 #include <cstdio>
 
@@ -132,6 +133,10 @@ void tap_frame(packet_info* pinfo, const View& v, const Flow& self, std::uint16_
 }  // namespace
 
 void render(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree) {
+    // Nobody looks at this frame's tree, columns, expert items or statistics
+    // (e.g. tshark -q -z conv,tcp): nothing to do.
+    const bool experts = wanted.expert_tap >= 0 && have_tap_listener(wanted.expert_tap);
+    if (!tree && !pinfo->cinfo && !experts && !stats_wanted()) return;
     const FrameNote* n = engine->note(pinfo->num);
     if (!n) return;
     if ((n->events & kEvTableFull) && n->flow == kNone) {

@@ -1,0 +1,35 @@
+// The per-connection tcp.stream cache used by the glue.
+#include "stream_cache.h"
+
+#include <gtest/gtest.h>
+
+namespace soh {
+namespace {
+
+Endpoint ep(const char* ip, std::uint16_t port) { return Endpoint{*Addr::parse(ip), port}; }
+
+TEST(StreamCache, EitherDirectionFindsTheSameStream) {
+    StreamCache c;
+    c.put(ep("192.0.2.10", 40001), ep("203.0.113.1", 8888), 7);
+    EXPECT_EQ(c.find(ep("203.0.113.1", 8888), ep("192.0.2.10", 40001)), 7u);
+    EXPECT_EQ(c.find(ep("192.0.2.10", 40001), ep("203.0.113.1", 8888)), 7u);
+    EXPECT_FALSE(c.find(ep("192.0.2.10", 40002), ep("203.0.113.1", 8888)));
+}
+
+TEST(StreamCache, ReusedTupleIsOverwritten) {
+    StreamCache c;
+    c.put(ep("2001:db8::1", 1), ep("2001:db8::2", 25), 1);
+    c.put(ep("2001:db8::2", 25), ep("2001:db8::1", 1), 9);
+    EXPECT_EQ(c.find(ep("2001:db8::1", 1), ep("2001:db8::2", 25)), 9u);
+    EXPECT_EQ(c.size(), 1u);
+}
+
+TEST(StreamCache, BoundedByEmptyingWhenFull) {
+    StreamCache c(4);
+    for (std::uint16_t p = 1; p <= 10; ++p) c.put(ep("192.0.2.1", p), ep("192.0.2.2", 80), p);
+    EXPECT_LE(c.size(), 4u);
+    EXPECT_EQ(c.find(ep("192.0.2.1", 10), ep("192.0.2.2", 80)), 10u);
+}
+
+}  // namespace
+}  // namespace soh

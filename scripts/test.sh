@@ -13,6 +13,13 @@ rc=0
 timeout 600 cmake -S . -B build -DSOH_WERROR=ON -DSOH_SANITIZE=OFF \
     -DSOH_BUILD_PLUGIN=ON -DSOH_BUILD_TESTS=ON
 timeout 3600 cmake --build build -j"$jobs"
+# Wireshark prefers a system-wide copy of the plugin to the tests' personal
+# one: if scripts/run.sh installed one as root, bring it up to this build.
+sys_plugin=$(sed -n 's/^SOH_PLUGIN_DIR:PATH=//p' build/CMakeCache.txt)/smtp-over-http.so
+if [ "$(id -u)" -eq 0 ] && [ -f "$sys_plugin" ] && ! cmp -s "$sys_plugin" build/plugin/epan/smtp-over-http.so; then
+    echo "test.sh: updating the installed plugin $sys_plugin to this build"
+    timeout 600 cmake --install build --component plugin >/dev/null
+fi
 timeout 7200 ctest --test-dir build --output-on-failure --no-tests=error || rc=1
 
 timeout 600 cmake -S . -B build-asan -DSOH_WERROR=ON -DSOH_SANITIZE=ON \

@@ -49,6 +49,14 @@ CONTRACT_FIELDS = [
 ]
 
 
+def _same_file(a, b):
+    try:
+        with open(a, "rb") as fa, open(b, "rb") as fb:
+            return fa.read() == fb.read()
+    except OSError:
+        return False
+
+
 class TsharkError(Exception):
     """tshark could not be run, failed, or did not load the plugin."""
 
@@ -145,8 +153,16 @@ class TsharkEnv:
         abbrevs of the protocol (name -> type), in registration order."""
         out, err = self.run(["-G", "plugins"])
         want = os.path.realpath(self.plugin_copy)
-        loaded = [l for l in out.splitlines()
-                  if os.path.realpath(l.split("\t")[-1].strip()) == want]
+        paths = [os.path.realpath(l.split("\t")[-1].strip()) for l in out.splitlines()
+                 if l.startswith(PLUGIN_FILE + "\t")]
+        # Wireshark prefers a system-wide copy (e.g. installed by scripts/run.sh
+        # as root) to a personal one of the same name: that is fine only when it
+        # is byte for byte the build under test.
+        loaded = [p for p in paths if p == want or _same_file(p, self.plugin)]
+        if paths and not loaded:
+            raise TsharkError(
+                "tshark loads another copy of the plugin, %s, instead of the build under test %s; "
+                "update it (cmake --install build) or remove it" % (paths[0], self.plugin))
         if not loaded:
             raise TsharkError(
                 "tshark did not load the plugin %s (copied from %s)%s\n%s" % (

@@ -185,7 +185,9 @@ void render(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree) {
         proto_item_set_generated(proto_tree_add_ipv6(
             t, hf.target_ipv6, tvb, 0, 0, reinterpret_cast<const ws_in6_addr*>(v.target_addr.bytes.data())));
     add_str(t, tvb, hf.status, status_name(p.status));
-    if (p.status_code) add_uint(t, tvb, hf.status_code, p.status_code);
+    // A SOCKS grant is code 0: show the code whenever the proxy answered with one.
+    const bool socks = p.method == Method::Socks4 || p.method == Method::Socks4a || p.method == Method::Socks5;
+    if (p.response_frame && (p.status_code || socks)) add_uint(t, tvb, hf.status_code, p.status_code);
     add_bool(t, tvb, hf.smtp, p.smtp && p.smtp->smtp_seen());
     add_str(t, tvb, hf.pairing, pairing_name(v.pairing));
     for (StreamId s : v.relay_candidates) add_uint(t, tvb, hf.relay_candidate, s);

@@ -21,8 +21,6 @@ Method method_of(const std::string& m) {
     return Method::Other;
 }
 
-bool is_socks(Method m) { return m == Method::Socks4 || m == Method::Socks4a || m == Method::Socks5; }
-
 }  // namespace
 
 const char* method_name(Method m) {
@@ -594,7 +592,7 @@ void Correlator::set_request(std::uint32_t idx, Method m, const std::string& hos
     if (f.live && !is_socks(m)) f.live->server_phase = kStatus;
     // Only requests that can end in mail relay wait for a relay leg: proxied
     // web browsing (absolute URIs to other ports) must stay cheap.
-    if (mail || (cfg_.content_detection && (m == Method::Connect || is_socks(m)))) {
+    if (mail || (cfg_.content_detection && relays_verbatim(m))) {
         auto& list = awaiting_[port];
         if (list.empty() || list.back() != idx) list.push_back(idx);
     } else if (!mail) {

@@ -23,6 +23,10 @@ enum class Role : std::uint8_t { Proxy, Relay };
 // How the proxy was asked to reach the target.
 enum class Method : std::uint8_t { Connect, Post, Get, Put, Other, Socks4, Socks4a, Socks5 };
 const char* method_name(Method m);
+inline bool is_socks(Method m) { return m == Method::Socks4 || m == Method::Socks4a || m == Method::Socks5; }
+// The proxy relays the client's bytes verbatim (CONNECT, SOCKS), as opposed
+// to rewriting an absolute-URI request before passing it on.
+inline bool relays_verbatim(Method m) { return m == Method::Connect || is_socks(m); }
 
 enum class Status : std::uint8_t { NoResponse, Established, Refused };
 const char* status_name(Status s);

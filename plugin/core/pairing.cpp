@@ -17,15 +17,6 @@
 #include "correlator.h"
 
 namespace soh {
-namespace {
-
-bool content_comparable(Method m) {
-    // Absolute-URI requests reach the target rewritten by the proxy.
-    return m == Method::Connect || m == Method::Socks4 || m == Method::Socks4a || m == Method::Socks5;
-}
-
-}  // namespace
-
 bool Correlator::may_be_relay(const Flow& p, const Segment& seg, std::uint16_t port, bool forward) const {
     if (p.role != Role::Proxy || p.benign || !p.request_frame || p.target_port != port) return false;
     if (p.stream == seg.stream) return false;
@@ -63,7 +54,7 @@ void Correlator::link_candidates(std::uint32_t relay_idx, const Segment& seg,
 }
 
 void Correlator::evaluate(Flow& p, Link& link) {
-    if (link.mismatch || !content_comparable(p.method)) return;
+    if (link.mismatch || !relays_verbatim(p.method)) return;
     const Flow& r = flows_[link.relay];
     if (!p.smtp || !r.smtp) return;
     for (int dir = 0; dir < 2; ++dir) {
@@ -105,7 +96,7 @@ std::vector<std::uint32_t> Correlator::survivors(std::uint32_t idx) const {
     const Flow& p = flows_[idx];
     std::vector<std::uint32_t> out;
     const bool has_content =
-        p.smtp && (!p.smtp->stamps(true).empty() || !p.smtp->stamps(false).empty()) && content_comparable(p.method);
+        p.smtp && (!p.smtp->stamps(true).empty() || !p.smtp->stamps(false).empty()) && relays_verbatim(p.method);
     for (const Link& l : p.links) {
         if (l.mismatch) continue;
         const Flow& r = flows_[l.relay];

@@ -110,9 +110,7 @@ void tap_frame(packet_info* pinfo, const View& v, const Flow& self, std::uint16_
     TapRecord r{};
     if (on_proxy_leg && (((ev & kEvRequest) && p.mail_port) || ((ev & kEvSmtpFirst) && !p.mail_port)))
         r.incidents = 1;
-    const bool tunnel_counts = p.method == Method::Connect || p.method == Method::Socks4 ||
-                               p.method == Method::Socks4a || p.method == Method::Socks5;
-    if (self.smtp && on_proxy_leg == tunnel_counts) {
+    if (self.smtp && on_proxy_leg == relays_verbatim(p.method)) {
         FrameCounts c = self.smtp->counts(pinfo->num);
         r.rcpts = c.rcpts;
         r.messages = c.messages;
@@ -186,8 +184,7 @@ void render(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree) {
             t, hf.target_ipv6, tvb, 0, 0, reinterpret_cast<const ws_in6_addr*>(v.target_addr.bytes.data())));
     add_str(t, tvb, hf.status, status_name(p.status));
     // A SOCKS grant is code 0: show the code whenever the proxy answered with one.
-    const bool socks = p.method == Method::Socks4 || p.method == Method::Socks4a || p.method == Method::Socks5;
-    if (p.response_frame && (p.status_code || socks)) add_uint(t, tvb, hf.status_code, p.status_code);
+    if (p.response_frame && (p.status_code || is_socks(p.method))) add_uint(t, tvb, hf.status_code, p.status_code);
     add_bool(t, tvb, hf.smtp, p.smtp && p.smtp->smtp_seen());
     add_str(t, tvb, hf.pairing, pairing_name(v.pairing));
     for (StreamId s : v.relay_candidates) add_uint(t, tvb, hf.relay_candidate, s);

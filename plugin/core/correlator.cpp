@@ -229,8 +229,24 @@ std::uint32_t Correlator::new_flow(const Segment& seg, Role role, const Endpoint
     return idx;
 }
 
+// Parser memory of a flow, re-counted after each of its segments.
+void Correlator::account(std::uint32_t idx) {
+    Flow& f = flows_[idx];
+    std::size_t now = 0;
+    if (f.live) {
+        const LiveState& lv = *f.live;
+        now = sizeof(LiveState) + lv.dir[0].held_bytes() + lv.dir[1].held_bytes() + lv.http[0].memory() +
+              lv.http[1].memory() + lv.socks[0].capacity() + lv.socks[1].capacity();
+        if (f.smtp) now += f.smtp->buffer_memory();
+    }
+    live_bytes_ = live_bytes_ - f.live_bytes + now;
+    f.live_bytes = now;
+    if (live_bytes_ > cfg_.max_live_bytes) enforce_live_cap(idx);
+}
+
 void Correlator::enforce_live_cap(std::uint32_t keep) {
-    while (live_count_ > cfg_.max_live_flows && live_head_ < live_order_.size()) {
+    while ((live_count_ > cfg_.max_live_flows || live_bytes_ > cfg_.max_live_bytes) &&
+           live_head_ < live_order_.size()) {
         std::uint32_t victim = live_order_[live_head_++];
         Flow& f = flows_[victim];
         if (!f.live) continue;
@@ -256,6 +272,8 @@ void Correlator::release(std::uint32_t idx) {
         --live_count_;
     }
     if (f.smtp) f.smtp->release_buffers();
+    live_bytes_ -= f.live_bytes;
+    f.live_bytes = 0;
     f.closed = true;
 }
 
@@ -334,6 +352,7 @@ void Correlator::process(std::uint32_t idx, const Segment& seg) {
         if (g.role == Role::Relay) content_changed(idx);  // a closed relay is final evidence
     }
     if (g.benign) slots_[g.stream] = kSlotIgnored;
+    account(idx);
 }
 
 void Correlator::proxy_bytes(std::uint32_t idx, bool from_client, const std::uint8_t* d, std::size_t n,
@@ -583,6 +602,11 @@ void Correlator::set_request(std::uint32_t idx, Method m, const std::string& hos
     f.target_host = host;
     f.target_port = port;
     f.target_literal = literal;
+    f.target_addr = Addr{};
+    if (literal) {
+        if (auto a = Addr::parse(host)) f.target_addr = *a;
+        f.target_literal = f.target_addr.valid();
+    }
     f.mail_port = f.mail_port || mail;
     f.status = Status::NoResponse;
     f.status_code = 0;

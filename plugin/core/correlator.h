@@ -29,10 +29,11 @@ struct Config {
     bool content_detection = true;  // look for SMTP inside tunnels to any port
     std::size_t max_flows = 200000;       // tracked connections, ever
     std::size_t max_live_flows = 20000;   // connections with parser state
+    std::size_t max_live_bytes = 256u << 20;  // their buffers, in bytes
     std::size_t max_frame_notes = 8000000;
     std::size_t max_streams = 16u << 20;  // highest tcp.stream index tracked
     std::size_t max_dns_names = 65536;
-    std::size_t max_candidates = 64;      // relay candidates per proxy leg
+    std::size_t max_candidates = 64;      // relay candidates per proxy leg, and proxy legs per relay
 };
 
 struct Segment {
@@ -143,13 +144,17 @@ private:
     void mark_benign(std::uint32_t idx);
     void release(std::uint32_t idx);
     void enforce_live_cap(std::uint32_t keep);
+    void account(std::uint32_t idx);
 
     // Relay matching and pairing (pairing.cpp).
     bool may_be_relay(const Flow& proxy, const Segment& seg, std::uint16_t port, bool forward) const;
     void link_candidates(std::uint32_t relay_idx, const Segment& seg, const std::vector<std::uint32_t>& proxies);
     void content_changed(std::uint32_t idx);
     void evaluate(Flow& proxy, Link& link);
-    std::vector<std::uint32_t> survivors(std::uint32_t proxy_idx) const;
+    bool has_content(const Flow& proxy) const;
+    bool survives(std::uint32_t proxy_idx, const Link& link, bool content) const;
+    // Candidates of a proxy leg still standing; *only gets the first one.
+    std::size_t count_survivors(std::uint32_t proxy_idx, std::uint32_t* only) const;
     void settle(std::vector<std::uint32_t> work);
     const std::vector<Addr>* resolve(const std::string& host) const;
 
@@ -176,12 +181,13 @@ private:
         std::vector<HeldSegment> held;
         std::size_t held_bytes = 0;
     };
-    static constexpr std::size_t kMaxUnclassified = 65536;
-    static constexpr std::size_t kMaxHeldPerStream = 4096;
+    static constexpr std::size_t kMaxUnclassified = 16384;
+    static constexpr std::size_t kMaxHeldPerStream = 2048;
     std::unordered_map<StreamId, Unclassified> unclassified_;
     std::vector<std::uint32_t> live_order_;  // flows with live state, oldest first
     std::size_t live_head_ = 0;
     std::size_t live_count_ = 0;
+    std::size_t live_bytes_ = 0;
     Counters counters_;
 };
 

@@ -66,6 +66,7 @@ struct Flow {
     std::string target_host;  // as written
     std::uint16_t target_port = 0;
     bool target_literal = false;
+    Addr target_addr;  // the literal target, parsed once
     bool mail_port = false;
     bool proxy_auth = false;   // the request carried credentials for the proxy
     bool malformed = false;    // the request line was not well-formed HTTP
@@ -81,11 +82,14 @@ struct Flow {
     bool candidates_capped = false;
     bool release_pending = false;
 
-    // Relay candidate: the proxy legs it may belong to.
+    // Relay candidate: the proxy legs it may belong to, with the index of the
+    // Link for it in each (links are never removed, so indices stay valid).
     std::vector<std::uint32_t> tunnels;
+    std::vector<std::uint32_t> tunnel_links;
     std::uint32_t owner = kNone;
     bool closed = false;
     bool evicted = false;
+    std::size_t live_bytes = 0;  // parser memory counted against the budget
     bool eviction_noted = false;
 
     std::unique_ptr<SmtpSession> smtp;

@@ -80,6 +80,7 @@ std::string LineAssembler::take_all() {
 
 void LineAssembler::reset() {
     buf_.clear();
+    if (buf_.capacity() > 16 * 1024) buf_.shrink_to_fit();
     head_ = 0;
     discarding_ = false;
 }

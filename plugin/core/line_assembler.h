@@ -37,6 +37,8 @@ public:
     void reset();
 
     std::size_t buffered() const { return buf_.size() - head_; }
+    // Bytes of memory held, for the engine's memory budget.
+    std::size_t memory() const { return buf_.capacity() + out_.capacity(); }
 
 private:
     void compact();

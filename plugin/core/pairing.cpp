@@ -27,10 +27,7 @@ bool Correlator::may_be_relay(const Flow& p, const Segment& seg, std::uint16_t p
     const Endpoint& rs = forward ? seg.dst : seg.src;
     // The client reaching the target directly is not a relay.
     if (rc.addr == p.client.addr && rc.addr != p.server.addr) return false;
-    if (p.target_literal) {
-        auto a = Addr::parse(p.target_host);
-        return a && *a == rs.addr;
-    }
+    if (p.target_literal) return p.target_addr == rs.addr;
     if (const auto* addrs = resolve(p.target_host))
         return std::find(addrs->begin(), addrs->end(), rs.addr) != addrs->end();
     return rc.addr == p.server.addr;
@@ -41,13 +38,14 @@ void Correlator::link_candidates(std::uint32_t relay_idx, const Segment& seg,
     std::vector<std::uint32_t> work;
     for (std::uint32_t p : proxies) {
         Flow& pf = flows_[p];
-        if (pf.links.size() >= cfg_.max_candidates) {
+        if (pf.links.size() >= cfg_.max_candidates || flows_[relay_idx].tunnels.size() >= cfg_.max_candidates) {
             if (!pf.candidates_capped) add_event(seg.frame, relay_idx, kEvCandidatesCapped);
             pf.candidates_capped = true;
             continue;
         }
         pf.links.push_back(Link{relay_idx});
         flows_[relay_idx].tunnels.push_back(p);
+        flows_[relay_idx].tunnel_links.push_back(static_cast<std::uint32_t>(pf.links.size() - 1));
         work.push_back(p);
     }
     settle(std::move(work));
@@ -82,30 +80,36 @@ void Correlator::content_changed(std::uint32_t idx) {
         for (Link& l : f.links) evaluate(f, l);
         if (!f.links.empty()) work.push_back(idx);
     } else {
-        for (std::uint32_t t : f.tunnels) {
-            Flow& p = flows_[t];
-            for (Link& l : p.links)
-                if (l.relay == idx) evaluate(p, l);
-            work.push_back(t);
+        for (std::size_t i = 0; i < f.tunnels.size(); ++i) {
+            Flow& p = flows_[f.tunnels[i]];
+            evaluate(p, p.links[f.tunnel_links[i]]);
+            work.push_back(f.tunnels[i]);
         }
     }
     settle(std::move(work));
 }
 
-std::vector<std::uint32_t> Correlator::survivors(std::uint32_t idx) const {
+bool Correlator::has_content(const Flow& p) const {
+    return p.smtp && relays_verbatim(p.method) && (!p.smtp->stamps(true).empty() || !p.smtp->stamps(false).empty());
+}
+
+bool Correlator::survives(std::uint32_t idx, const Link& l, bool content) const {
+    if (l.mismatch) return false;
+    const Flow& r = flows_[l.relay];
+    if (r.owner != kNone && r.owner != idx) return false;
+    // A finished relay that carried none of the tunnel's lines is not it.
+    return !(content && l.matched == 0 && r.closed);
+}
+
+std::size_t Correlator::count_survivors(std::uint32_t idx, std::uint32_t* only) const {
     const Flow& p = flows_[idx];
-    std::vector<std::uint32_t> out;
-    const bool has_content =
-        p.smtp && (!p.smtp->stamps(true).empty() || !p.smtp->stamps(false).empty()) && relays_verbatim(p.method);
+    const bool content = has_content(p);
+    std::size_t n = 0;
     for (const Link& l : p.links) {
-        if (l.mismatch) continue;
-        const Flow& r = flows_[l.relay];
-        if (r.owner != kNone && r.owner != idx) continue;
-        // A finished relay that carried none of the tunnel's lines is not it.
-        if (has_content && l.matched == 0 && r.closed) continue;
-        out.push_back(l.relay);
+        if (!survives(idx, l, content)) continue;
+        if (n++ == 0 && only) *only = l.relay;
     }
-    return out;
+    return n;
 }
 
 void Correlator::settle(std::vector<std::uint32_t> work) {
@@ -114,8 +118,8 @@ void Correlator::settle(std::vector<std::uint32_t> work) {
         std::uint32_t idx = work.back();
         work.pop_back();
         Flow& p = flows_[idx];
-        auto s = survivors(idx);
-        std::uint32_t now = s.size() == 1 ? s[0] : kNone;
+        std::uint32_t only = kNone;
+        std::uint32_t now = count_survivors(idx, &only) == 1 ? only : kNone;
         if (now == p.paired) continue;
         if (p.paired != kNone) {
             Flow& old = flows_[p.paired];
@@ -158,13 +162,14 @@ void Correlator::view_into(const FrameNote& n, View& v) const {
         v.suspect = true;
         v.leg = f.status == Status::Refused ? "attempt" : "tunnel";
         v.proxy = &f;
-        auto s = survivors(n.flow);
         if (f.paired != kNone) {
             v.pairing = Pairing::Unique;
             v.relay = &flows_[f.paired];
-        } else if (s.size() > 1) {
+        } else if (count_survivors(n.flow, nullptr) > 1) {
             v.pairing = Pairing::Ambiguous;
-            for (auto r : s) v.relay_candidates.push_back(flows_[r].stream);
+            const bool content = has_content(f);
+            for (const Link& l : f.links)
+                if (survives(n.flow, l, content)) v.relay_candidates.push_back(flows_[l.relay].stream);
         }
     } else {
         if (f.owner != kNone && flows_[f.owner].suspect_proxy()) {
@@ -172,12 +177,12 @@ void Correlator::view_into(const FrameNote& n, View& v) const {
             v.pairing = Pairing::Unique;
             v.proxy = &flows_[f.owner];
         } else {
-            for (auto t : f.tunnels) {
-                if (!flows_[t].suspect_proxy()) continue;
-                auto s = survivors(t);
-                if (std::find(s.begin(), s.end(), n.flow) == s.end()) continue;
-                if (!v.proxy) v.proxy = &flows_[t];
-                v.tunnel_candidates.push_back(flows_[t].stream);
+            for (std::size_t i = 0; i < f.tunnels.size(); ++i) {
+                const std::uint32_t t = f.tunnels[i];
+                const Flow& p = flows_[t];
+                if (!p.suspect_proxy() || !survives(t, p.links[f.tunnel_links[i]], has_content(p))) continue;
+                if (!v.proxy) v.proxy = &p;
+                v.tunnel_candidates.push_back(p.stream);
             }
             if (!v.proxy) return;
             v.suspect = true;
@@ -199,7 +204,7 @@ void Correlator::view_into(const FrameNote& n, View& v) const {
         v.target_addr = v.relay->server.addr;
     } else if (v.proxy) {
         if (v.proxy->target_literal) {
-            if (auto a = Addr::parse(v.proxy->target_host)) v.target_addr = *a;
+            v.target_addr = v.proxy->target_addr;
         } else if (const auto* addrs = resolve(v.proxy->target_host)) {
             if (!addrs->empty()) v.target_addr = addrs->front();
         }

@@ -136,8 +136,8 @@ void SmtpSession::gap(bool from_client) {
 }
 
 void SmtpSession::release_buffers() {
-    client_.reset();
-    server_.reset();
+    client_ = LineAssembler(kMaxLine);
+    server_ = LineAssembler(kMaxLine);
     pending_.clear();
     pending_.shrink_to_fit();
 }

@@ -69,6 +69,8 @@ public:
     void gap(bool from_client);
     // Drops parser buffers, keeping what was learnt (envelope, notes, stamps).
     void release_buffers();
+    // Bytes held by the parser buffers.
+    std::size_t buffer_memory() const { return client_.memory() + server_.memory() + pending_.size(); }
 
     // SMTP recognised: a well-formed EHLO/HELO/MAIL/RCPT or an SMTP greeting.
     bool smtp_seen() const { return smtp_frame_ != 0; }

@@ -19,7 +19,7 @@ namespace soh {
 
 class StreamReassembler {
 public:
-    static constexpr std::size_t kMaxHeldBytes = 64 * 1024;
+    static constexpr std::size_t kMaxHeldBytes = 32 * 1024;
     static constexpr std::size_t kMaxHeldSegments = 32;
 
     // deliver(data, len) gets in-order bytes; gap() is called when bytes were lost.

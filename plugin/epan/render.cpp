@@ -213,7 +213,7 @@ void render(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree) {
     if (on_proxy_leg && (ev & kEvSmtpFirst))
         expert_add_info_format(pinfo, ti, &ei.smtp_in_tunnel, "SMTP dialogue inside the tunnel to %s", b);
     if (!on_proxy_leg && (ev & kEvRelayFirst)) {
-        fmt_endpoint(a, sizeof a, self.client);
+        fmt_addr(a, sizeof a, self.client.addr);
         if (v.pairing == Pairing::Unique)
             expert_add_info_format(pinfo, ti, &ei.relayed, "Relay leg: proxy %s connects to %s for tunnel stream %u",
                                    a, b, p.stream);

@@ -4,7 +4,7 @@
 # on the large lab capture (captures/lab/make-bench-capture.sh), then growth
 # from 1x to 2x to 4x the capture. Writes bench/RESULTS.md.
 #
-#   bench/run.sh [-r RUNS] [-s "1 2 4"] [-o OUT.md] [-d WORKDIR]
+#   bench/run.sh [-r RUNS] [-s "1 2 4"] [-o OUT.md] [-d CAPTURE_DIR]
 #
 # Timing: hyperfine, RUNS runs after one warm-up, median. Peak memory:
 # GNU time's maximum resident set size, median of RUNS runs. As root, tshark
@@ -15,7 +15,7 @@ top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 runs=5
 scales="1 2 4"
 out="$top/bench/RESULTS.md"
-work="$top/build/bench"
+work="${TMPDIR:-/tmp}/soh-bench-captures"  # outside the repository, as the lab script requires
 while getopts "r:s:o:d:" opt; do
     case $opt in
         r) runs=$OPTARG ;;

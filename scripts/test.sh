@@ -14,11 +14,24 @@ timeout 600 cmake -S . -B build -DSOH_WERROR=ON -DSOH_SANITIZE=OFF \
     -DSOH_BUILD_PLUGIN=ON -DSOH_BUILD_TESTS=ON
 timeout 3600 cmake --build build -j"$jobs"
 # Wireshark prefers a system-wide copy of the plugin to the tests' personal
-# one: if scripts/run.sh installed one as root, bring it up to this build.
-sys_plugin=$(sed -n 's/^SOH_PLUGIN_DIR:PATH=//p' build/CMakeCache.txt)/smtp-over-http.so
-if [ "$(id -u)" -eq 0 ] && [ -f "$sys_plugin" ] && ! cmp -s "$sys_plugin" build/plugin/epan/smtp-over-http.so; then
-    echo "test.sh: updating the installed plugin $sys_plugin to this build"
-    timeout 600 cmake --install build --component plugin >/dev/null
+# one. If scripts/run.sh installed one as root, keep it aside while the tests
+# run and put it back afterwards; a packaged copy must be removed first.
+sys_dir=$(tshark -G folders 2>/dev/null | awk -F'\t' '/^Global Plugins:/ {print $2}')
+sys_plugin=${sys_dir:-/usr/lib/x86_64-linux-gnu/wireshark/plugins/4.0}/epan/smtp-over-http.so
+aside=""
+if [ -f "$sys_plugin" ]; then
+    if dpkg -S "$sys_plugin" >/dev/null 2>&1; then
+        echo "test.sh: the smtp-over-http package is installed; remove it (apt-get remove smtp-over-http) before testing" >&2
+        exit 1
+    fi
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "test.sh: $sys_plugin would shadow the plugin under test; remove it (needs root)" >&2
+        exit 1
+    fi
+    aside=$(mktemp -d)
+    mv "$sys_plugin" "$aside/"
+    trap 'mv "$aside/smtp-over-http.so" "$sys_plugin" && rmdir "$aside"' EXIT
+    echo "test.sh: moved the installed $sys_plugin aside during the tests"
 fi
 timeout 7200 ctest --test-dir build --output-on-failure --no-tests=error || rc=1
 

@@ -13,6 +13,15 @@ enum ClientPhase : std::uint8_t { kReqLine, kHeaders, kBody, kTunnel, kSocks, kI
 // Server-side phases of a proxy leg.
 enum ServerPhase : std::uint8_t { kIdle, kStatus, kRespHeaders, kSTunnel, kSocksReply, kRawAnswer, kSIgnore };
 
+// DNS names compare case-insensitively (RFC 4343), with or without the root dot.
+std::string dns_key(std::string_view name) {
+    std::string key;
+    key.reserve(name.size());
+    for (char c : name) key += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    while (!key.empty() && key.back() == '.') key.pop_back();
+    return key;
+}
+
 Method method_of(const std::string& m) {
     if (m == "CONNECT") return Method::Connect;
     if (m == "POST") return Method::Post;
@@ -220,7 +229,6 @@ std::uint32_t Correlator::new_flow(const Segment& seg, Role role, const Endpoint
     f.client = client;
     f.server = server;
     f.first_frame = seg.frame;
-    f.first_time = seg.time;
     f.live = std::make_unique<LiveState>();
     ++counters_.flows;
     ++live_count_;
@@ -468,8 +476,8 @@ void Correlator::http_client(std::uint32_t idx, const Segment& seg) {
             lv.body_left = n;
         } else if (header_value(line->text, "Proxy-Authorization")) {
             f.proxy_auth = true;
-        } else if (auto te = header_value(line->text, "Transfer-Encoding")) {
-            // A chunked body: treat the rest of the connection as body bytes.
+        } else if (header_value(line->text, "Transfer-Encoding")) {
+            // A body of unannounced length: the rest of the connection is body.
             if (f.method != Method::Connect) lv.body_left = ~0ULL >> 1;
         }
     }
@@ -675,10 +683,7 @@ void Correlator::mark_benign(std::uint32_t idx) {
 }
 
 void Correlator::on_dns(std::string_view name, const std::vector<Addr>& addrs) {
-    std::string key;
-    key.reserve(name.size());
-    for (char c : name) key += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    while (!key.empty() && key.back() == '.') key.pop_back();
+    std::string key = dns_key(name);
     if (key.empty() || addrs.empty()) return;
     auto it = dns_.find(key);
     if (it == dns_.end()) {
@@ -692,11 +697,7 @@ void Correlator::on_dns(std::string_view name, const std::vector<Addr>& addrs) {
 }
 
 const std::vector<Addr>* Correlator::resolve(const std::string& host) const {
-    std::string key;
-    key.reserve(host.size());
-    for (char c : host) key += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    while (!key.empty() && key.back() == '.') key.pop_back();
-    auto it = dns_.find(key);
+    auto it = dns_.find(dns_key(host));
     return it == dns_.end() ? nullptr : &it->second;
 }
 

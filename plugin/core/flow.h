@@ -58,7 +58,6 @@ struct Flow {
     Endpoint client;  // the side that opened the connection / sent the request
     Endpoint server;
     FrameNum first_frame = 0;
-    double first_time = 0;
     FrameNum last_frame = 0;
 
     // Proxy leg: the request and its outcome.

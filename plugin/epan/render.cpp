@@ -135,6 +135,10 @@ void render(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree) {
     // (e.g. tshark -q -z conv,tcp): nothing to do.
     const bool experts = wanted.expert_tap >= 0 && have_tap_listener(wanted.expert_tap);
     if (!tree && !pinfo->cinfo && !experts && !stats_wanted()) return;
+    if (pinfo->num == engine->notes_overflow_frame())
+        expert_add_info_format(pinfo, nullptr, &ei.table_full,
+                               "Frames from here on are not annotated: limit of %zu frames reached",
+                               engine->config().max_frame_notes);
     const FrameNote* n = engine->note(pinfo->num);
     if (!n) return;
     if ((n->events & kEvTableFull) && n->flow == kNone) {

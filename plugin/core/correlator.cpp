@@ -316,9 +316,21 @@ void Correlator::add_event(FrameNum frame, std::uint32_t flow, std::uint16_t ev)
 }
 
 const FrameNote* Correlator::note(FrameNum frame) const {
-    auto it = std::lower_bound(notes_.begin(), notes_.end(), frame,
-                               [](const FrameNote& n, FrameNum f) { return n.frame < f; });
-    return it != notes_.end() && it->frame == frame ? &*it : nullptr;
+    // Every pass asks frame after frame, so the answer is almost always at
+    // the position where the previous search ended: check there first.
+    const std::size_t n = notes_.size();
+    std::size_t i = note_hint_ < n ? note_hint_ : n;
+    if (!((i == n || notes_[i].frame >= frame) && (i == 0 || notes_[i - 1].frame < frame))) {
+        i = static_cast<std::size_t>(std::lower_bound(notes_.begin(), notes_.end(), frame,
+                                                      [](const FrameNote& a, FrameNum f) { return a.frame < f; }) -
+                                     notes_.begin());
+    }
+    if (i < n && notes_[i].frame == frame) {
+        note_hint_ = i + 1;
+        return &notes_[i];
+    }
+    note_hint_ = i;
+    return nullptr;
 }
 
 void Correlator::process(std::uint32_t idx, const Segment& seg) {

@@ -99,6 +99,11 @@ public:
     explicit Correlator(Config cfg = {});
 
     void on_segment(const Segment& seg);
+    // The benign fast path: this stream was classified and will never be
+    // looked at again, so its frames need not become Segments at all.
+    bool ignores(StreamId stream) const {
+        return stream < slots_.size() && slots_[stream] == kSlotIgnored;
+    }
     // A DNS answer: name (any case, optional trailing dot) resolves to addrs.
     void on_dns(std::string_view name, const std::vector<Addr>& addrs);
 
@@ -163,6 +168,7 @@ private:
     std::vector<Flow> flows_;
     std::vector<std::uint32_t> slots_;  // per tcp.stream: kSlot* or kSlotBase + flow
     std::vector<FrameNote> notes_;
+    mutable std::size_t note_hint_ = 0;  // where note() expects the next frame
     FrameNum notes_overflow_ = 0;
     bool table_full_noted_ = false;
     // Proxy legs still waiting for their relay, by requested port.

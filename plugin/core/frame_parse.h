@@ -33,6 +33,9 @@ struct Packet {
     std::size_t len = 0;       // captured payload bytes
 };
 
+// Fills `out` and returns true when the frame holds a TCP or UDP segment.
+// The second form runs on every frame: no copies.
 std::optional<Packet> parse_frame(LinkType link, const std::uint8_t* data, std::size_t caplen);
+bool parse_frame(LinkType link, const std::uint8_t* data, std::size_t caplen, Packet& out);
 
 }  // namespace soh

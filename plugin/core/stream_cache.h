@@ -1,15 +1,20 @@
 // Remembers which tcp.stream a TCP connection (its address/port 4-tuple) got,
 // so the glue asks Wireshark's conversation table once per connection rather
 // than once per frame. A SYN may start a new connection on a reused 4-tuple,
-// so the glue refreshes the entry on every SYN. Bounded: when full, the cache
-// is emptied and refills as frames go by.
+// so the glue refreshes the entry on a SYN; the SYN-ACK that follows may
+// trust an entry written at that SYN. Bounded: when full, the cache is emptied
+// and refills as frames go by.
+//
+// Looked up on every TCP frame: a flat open-addressing table (linear probing,
+// power-of-two size, at most half full), one cache line per probe, no
+// allocation per entry.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <optional>
-#include <unordered_map>
+#include <vector>
 
 #include "types.h"
 
@@ -17,43 +22,81 @@ namespace soh {
 
 class StreamCache {
 public:
-    explicit StreamCache(std::size_t max_entries = 1u << 22) : max_(max_entries) {}
+    explicit StreamCache(std::size_t max_entries = 1u << 20) : max_(max_entries < 1 ? 1 : max_entries) {}
 
-    std::optional<StreamId> find(const Endpoint& a, const Endpoint& b) const {
-        auto it = map_.find(key(a, b));
-        if (it == map_.end()) return std::nullopt;
-        return it->second;
-    }
-
-    void put(const Endpoint& a, const Endpoint& b, StreamId id) {
-        if (map_.size() >= max_) map_.clear();
-        map_[key(a, b)] = id;
-    }
-
-    std::size_t size() const { return map_.size(); }
-
-private:
-    // Direction-free: the smaller endpoint first.
+    // Direction-free key of a 4-tuple: the smaller endpoint first, then the
+    // address family. Built once per frame and used for find and put.
     struct Key {
-        std::uint8_t bytes[2 * 18 + 1];
-        bool operator==(const Key& o) const { return std::memcmp(bytes, o.bytes, sizeof bytes) == 0; }
-    };
-    struct Hash {
-        // Word-wise multiply-xor: this runs for every TCP frame.
-        std::size_t operator()(const Key& k) const {
-            std::uint64_t h = k.bytes[36];
-            for (std::size_t i = 0; i + 8 <= 36; i += 8) {
-                std::uint64_t w;
-                std::memcpy(&w, k.bytes + i, 8);
-                h = (h ^ w) * 0x9E3779B97F4A7C15ULL;
-                h ^= h >> 32;
-            }
-            std::uint32_t tail;
-            std::memcpy(&tail, k.bytes + 32, 4);
-            h = (h ^ tail) * 0x9E3779B97F4A7C15ULL;
-            return static_cast<std::size_t>(h ^ (h >> 29));
+        std::uint64_t w[5];
+        bool operator==(const Key& o) const {
+            return w[0] == o.w[0] && w[1] == o.w[1] && w[2] == o.w[2] && w[3] == o.w[3] && w[4] == o.w[4];
         }
     };
+
+    static Key key(const Endpoint& a, const Endpoint& b) {
+        std::uint8_t ea[18], eb[18], bytes[sizeof(Key)] = {};
+        put_endpoint(ea, a);
+        put_endpoint(eb, b);
+        const bool swap = std::memcmp(ea, eb, 18) > 0;
+        std::memcpy(bytes, swap ? eb : ea, 18);
+        std::memcpy(bytes + 18, swap ? ea : eb, 18);
+        bytes[36] = a.addr.family;
+        Key k;
+        std::memcpy(k.w, bytes, sizeof bytes);
+        return k;
+    }
+
+    // The stream of this 4-tuple; *at_syn tells whether the entry was written at a SYN.
+    std::optional<StreamId> find(const Key& k, bool* at_syn = nullptr) const {
+        if (size_ == 0) return std::nullopt;
+        const std::uint64_t h = hash(k);
+        for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
+            const Slot& s = slots_[i];
+            if (!s.used) return std::nullopt;
+            if (s.hash == h && s.key == k) {
+                if (at_syn) *at_syn = s.at_syn;
+                return s.id;
+            }
+        }
+    }
+    std::optional<StreamId> find(const Endpoint& a, const Endpoint& b, bool* at_syn = nullptr) const {
+        return find(key(a, b), at_syn);
+    }
+
+    void put(const Key& k, StreamId id, bool at_syn = false) {
+        if (size_ >= max_) clear();
+        if ((size_ + 1) * 2 > slots_.size()) grow();
+        const std::uint64_t h = hash(k);
+        for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
+            Slot& s = slots_[i];
+            if (s.used && !(s.hash == h && s.key == k)) continue;
+            if (!s.used) ++size_;
+            s = Slot{h, k, id, true, at_syn};
+            return;
+        }
+    }
+    void put(const Endpoint& a, const Endpoint& b, StreamId id, bool at_syn = false) { put(key(a, b), id, at_syn); }
+
+    std::size_t size() const { return size_; }
+
+private:
+    struct Slot {
+        std::uint64_t hash = 0;
+        Key key{};
+        StreamId id = 0;
+        bool used = false;
+        bool at_syn = false;
+    };
+
+    // Word-wise multiply-xor over the key.
+    static std::uint64_t hash(const Key& k) {
+        std::uint64_t h = 0;
+        for (std::uint64_t w : k.w) {
+            h = (h ^ w) * 0x9E3779B97F4A7C15ULL;
+            h ^= h >> 32;
+        }
+        return h;
+    }
 
     static void put_endpoint(std::uint8_t* out, const Endpoint& e) {
         std::memcpy(out, e.addr.bytes.data(), 16);
@@ -61,20 +104,32 @@ private:
         out[17] = static_cast<std::uint8_t>(e.port);
     }
 
-    static Key key(const Endpoint& a, const Endpoint& b) {
-        Key k{};
-        std::uint8_t ea[18], eb[18];
-        put_endpoint(ea, a);
-        put_endpoint(eb, b);
-        bool swap = std::memcmp(ea, eb, 18) > 0;
-        std::memcpy(k.bytes, swap ? eb : ea, 18);
-        std::memcpy(k.bytes + 18, swap ? ea : eb, 18);
-        k.bytes[36] = a.addr.family;
-        return k;
+    void clear() {
+        slots_.assign(slots_.size(), Slot{});
+        size_ = 0;
+    }
+
+    void grow() {
+        std::vector<Slot> old;
+        old.swap(slots_);
+        slots_.assign(old.empty() ? 64 : old.size() * 2, Slot{});
+        mask_ = slots_.size() - 1;
+        size_ = 0;
+        for (const Slot& s : old) {
+            if (!s.used) continue;
+            for (std::size_t i = s.hash & mask_;; i = (i + 1) & mask_) {
+                if (slots_[i].used) continue;
+                slots_[i] = s;
+                ++size_;
+                break;
+            }
+        }
     }
 
     std::size_t max_;
-    std::unordered_map<Key, StreamId, Hash> map_;
+    std::vector<Slot> slots_;
+    std::size_t mask_ = 0;
+    std::size_t size_ = 0;
 };
 
 }  // namespace soh

@@ -39,10 +39,14 @@ void to_address(const Addr& a, address* out) {
 }
 
 // tcp.stream of this segment, from the conversation TCP keeps for it; cached
-// per 4-tuple, looked up again on SYNs (a reused 4-tuple is a new stream).
+// per 4-tuple. A SYN may open a new stream on a reused 4-tuple: it asks
+// again, and so does a SYN-ACK unless that SYN was seen.
 bool tcp_stream(packet_info* pinfo, const Packet& p, const Endpoint& a, const Endpoint& b, StreamId* out) {
-    if (!(p.flags & kSyn)) {
-        if (auto id = streams->find(a, b)) {
+    const bool syn = p.flags & kSyn;
+    bool at_syn = false;
+    const StreamCache::Key key = StreamCache::key(a, b);
+    if (auto id = streams->find(key, &at_syn)) {
+        if (!syn || ((p.flags & kAck) && at_syn)) {
             *out = *id;
             return true;
         }
@@ -55,7 +59,7 @@ bool tcp_stream(packet_info* pinfo, const Packet& p, const Endpoint& a, const En
     auto* tcpd = static_cast<const tcp_analysis*>(conversation_get_proto_data(conv, wanted.proto_tcp));
     if (!tcpd) return false;
     *out = tcpd->stream;
-    streams->put(a, b, tcpd->stream);
+    streams->put(key, tcpd->stream, syn && !(p.flags & kAck));
     return true;
 }
 
@@ -69,22 +73,23 @@ void observe(tvbuff_t* tvb, packet_info* pinfo) {
     const guint caplen = tvb_captured_length(tvb);
     const std::uint8_t* bytes = tvb_get_ptr(tvb, 0, static_cast<gint>(caplen));
     try {
-        std::optional<Packet> p = parse_frame(link, bytes, caplen);
-        if (!p) return;
-        if (p->proto == 6) {
+        Packet p;
+        if (!parse_frame(link, bytes, caplen, p)) return;
+        if (p.proto == 6) {
             Segment s;
-            s.src = Endpoint{p->src, p->sport};
-            s.dst = Endpoint{p->dst, p->dport};
-            if (!tcp_stream(pinfo, *p, s.src, s.dst, &s.stream)) return;
+            s.src = Endpoint{p.src, p.sport};
+            s.dst = Endpoint{p.dst, p.dport};
+            if (!tcp_stream(pinfo, p, s.src, s.dst, &s.stream)) return;
+            if (engine->ignores(s.stream)) return;
             s.frame = pinfo->num;
             s.time = static_cast<double>(pinfo->abs_ts.secs) + pinfo->abs_ts.nsecs / 1e9;
-            s.seq = p->seq;
-            s.flags = p->flags;
-            s.data = p->len ? p->payload : nullptr;
-            s.len = p->len;
+            s.seq = p.seq;
+            s.flags = p.flags;
+            s.data = p.len ? p.payload : nullptr;
+            s.len = p.len;
             engine->on_segment(s);
-        } else if (p->sport == 53) {
-            if (auto dns = parse_dns_response(p->payload, p->len)) engine->on_dns(dns->name, dns->addrs);
+        } else if (p.sport == 53) {
+            if (auto dns = parse_dns_response(p.payload, p.len)) engine->on_dns(dns->name, dns->addrs);
         }
     } catch (...) {
         // Out of memory inside the engine: skip this frame rather than abort.

@@ -160,9 +160,14 @@ void render(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree) {
 
     col_append_fstr(pinfo->cinfo, COL_INFO, " [SMTP-over-HTTP %s]", v.leg);
 
+    // Text is formatted only where something reads it: a filter (-Y, colouring
+    // rules) builds a tree that is never displayed, and there only the fields
+    // it refers to are kept.
     proto_item* ti = proto_tree_add_item(tree, hf.proto, tvb, 0, 0, ENC_NA);
-    summarise(text, sizeof text, v);
-    proto_item_set_text(ti, "SMTP-over-HTTP: %s", text);
+    if (tree && PTREE_DATA(tree)->visible) {
+        summarise(text, sizeof text, v);
+        proto_item_set_text(ti, "SMTP-over-HTTP: %s", text);
+    }
     proto_tree* t = proto_item_add_subtree(ti, ett_soh);
 
     add_str(t, tvb, hf.leg, v.leg);
@@ -174,10 +179,14 @@ void render(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree) {
         if (p.response_frame) add_uint(t, tvb, hf.response_in, p.response_frame);
     }
     if (v.relay) add_uint(t, tvb, hf.relay_in, v.relay->first_frame);
-    fmt_endpoint(a, sizeof a, p.client);
-    add_str(t, tvb, hf.client, a);
-    fmt_endpoint(a, sizeof a, p.server);
-    add_str(t, tvb, hf.proxy, a);
+    if (proto_field_is_referenced(t, hf.client)) {
+        fmt_endpoint(a, sizeof a, p.client);
+        add_str(t, tvb, hf.client, a);
+    }
+    if (proto_field_is_referenced(t, hf.proxy)) {
+        fmt_endpoint(a, sizeof a, p.server);
+        add_str(t, tvb, hf.proxy, a);
+    }
     add_str(t, tvb, hf.target_host, p.target_host.c_str());
     proto_item_set_generated(proto_tree_add_uint(t, hf.target_port, tvb, 0, 0, p.target_port));
     if (v.target_addr.family == 4)
@@ -196,13 +205,15 @@ void render(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree) {
     if (p.proxy_auth) add_bool(t, tvb, hf.proxy_auth, true);
     if (p.malformed) add_bool(t, tvb, hf.malformed, true);
     if (v.smtp) render_envelope(t, tvb, *v.smtp);
-    render_lines(t, tvb, self, pinfo->num);
+    if (proto_field_is_referenced(t, hf.line)) render_lines(t, tvb, self, pinfo->num);
 
-    // Expert items, added even without a tree so -z expert and the dialog see them.
-    fmt_target(b, sizeof b, p);
-    fmt_endpoint(a, sizeof a, p.server);
+    // Expert items, added even without a tree so -z expert, the dialog and the
+    // status bar see them. They stand on a few event frames per incident only.
     const std::uint16_t ev = n->events;
     if (stats_wanted()) tap_frame(pinfo, v, self, ev);
+    if (!ev) return;
+    fmt_target(b, sizeof b, p);
+    fmt_endpoint(a, sizeof a, p.server);
     if (on_proxy_leg && (ev & kEvRequest) && p.mail_port)
         expert_add_info_format(pinfo, ti, &ei.connect_mail_port, "Proxy %s asked (%s) to connect to mail port: %s", a,
                                method_name(p.method), b);

@@ -31,5 +31,26 @@ TEST(StreamCache, BoundedByEmptyingWhenFull) {
     EXPECT_EQ(c.find(ep("192.0.2.1", 10), ep("192.0.2.2", 80)), 10u);
 }
 
+TEST(StreamCache, RemembersWhetherTheEntryCameFromASyn) {
+    StreamCache c;
+    bool at_syn = false;
+    c.put(ep("192.0.2.10", 40001), ep("203.0.113.1", 8888), 3, true);
+    ASSERT_EQ(c.find(ep("203.0.113.1", 8888), ep("192.0.2.10", 40001), &at_syn), 3u);
+    EXPECT_TRUE(at_syn);
+    c.put(ep("192.0.2.10", 40001), ep("203.0.113.1", 8888), 4);
+    ASSERT_EQ(c.find(ep("192.0.2.10", 40001), ep("203.0.113.1", 8888), &at_syn), 4u);
+    EXPECT_FALSE(at_syn);
+}
+
+TEST(StreamCache, GrowsAndKeepsEveryEntry) {
+    StreamCache c;
+    auto client = [](std::uint32_t i) { return ep(i % 2 ? "192.0.2.1" : "2001:db8::1", static_cast<std::uint16_t>(i)); };
+    auto server = [](std::uint32_t i) { return ep(i % 2 ? "192.0.2.2" : "2001:db8::2", 80); };
+    for (std::uint32_t i = 0; i < 50000; ++i) c.put(client(i), server(i), i);
+    EXPECT_EQ(c.size(), 50000u);
+    for (std::uint32_t i = 0; i < 50000; i += 997) EXPECT_EQ(c.find(server(i), client(i)), i);
+    EXPECT_FALSE(c.find(server(1), ep("192.0.2.1", 60001)));
+}
+
 }  // namespace
 }  // namespace soh

@@ -1,22 +1,33 @@
 #!/usr/bin/python3
 """smtp-over-http capture lab.  Run through make-captures.sh (as root).
 
-Topology (all addresses from documentation ranges):
+Topology (documentation addresses, plus RFC 2544's benchmarking range for
+the second proxy host: the three IPv4 documentation /24s are already used,
+one per link, and none is split):
 
-   soh-a (clients)          soh-p (proxy host, ONE interface p0)
+   soh-a (clients)          soh-p (proxy host P, ONE interface p0)
    a0 192.0.2.10, .20       p0 203.0.113.1, 2001:db8:3::1
       2001:db8:a::10           tinyproxy :8888 (open), :8080 (ConnectPort 443),
-          |                    :6588 (open); squid :3128 (open), :3129 (default
-          |                    SSL_ports rule), :8240 (open); microsocks :1080
+          |                    :6588 (open), :8890 (Upstream http Q:8888);
+          |                    squid :3128 (open), :3129 (default SSL_ports
+          |                    rule), :8240 (open); microsocks :1080, :9050;
+          |                    danted :1081 (SOCKS4/5); ssh -D :1082 (SOCKS4a/5,
+          |                    via an sshd on P's loopback 127.0.0.1:2222)
           |                           |
-          +-------- soh-r (router) ---+
-                         |
+          +-------- soh-r (router) ---+---- soh-q (second proxy host Q)
+                         |                 q0 198.18.0.1, 2001:db8:4::1
+                         |                    tinyproxy :8888, microsocks :1080
    soh-s (servers) s0 198.51.100.25 MTA (smtp-sink :25 :587 :2525 :8025),
-   198.51.100.26 (nothing listens), .53 dnsmasq, .80 web (http :80, TLS :443),
-   2001:db8::25 MTA :25
+   198.51.100.26 (nothing listens), .27 Postfix smtpd :25 (stand-alone mode),
+   .53 dnsmasq, .80 web (http :80, TLS :443), 2001:db8::25 MTA :25
+
+Router side of each link: 192.0.2.1, 203.0.113.254, 198.18.0.254,
+198.51.100.1 (and ::1 / ::254 in the IPv6 prefixes).
 
 Captures are taken on p0 inside soh-p (the proxy's uplink) unless a case says
-otherwise, so both legs and the proxy's DNS lookups are in them.
+otherwise, so both legs and the proxy's DNS lookups are in them.  `chain` is
+captured in soh-r with `tcpdump -i any -Q in`: every packet between two hosts
+once, as it enters the router, on all links (client -> P, P -> Q, Q -> MTA).
 """
 import json
 import os
@@ -38,10 +49,13 @@ PY = "/usr/bin/python3"
 
 A1, A2, A6 = "192.0.2.10", "192.0.2.20", "2001:db8:a::10"
 P, P6 = "203.0.113.1", "2001:db8:3::1"
+Q, Q6 = "198.18.0.1", "2001:db8:4::1"
 MX, MX_DEAD, DNS, WEB, MX6 = "198.51.100.25", "198.51.100.26", "198.51.100.53", "198.51.100.80", "2001:db8::25"
+MX_PF = "198.51.100.27"
 
 PIDS = []
 DAEMONS = []
+MADE_DIRS = []
 
 
 def log(*a):
@@ -55,7 +69,9 @@ def sh(cmd, check=True, timeout=30):
     return r
 
 
-HOSTNAMES = {"r": "router.example", "a": "client.example", "p": "proxy.example", "s": "mx.victim.example"}
+HOSTNAMES = {"r": "router.example", "a": "client.example", "p": "proxy.example", "q": "proxy2.example",
+             "s": "mx.victim.example"}
+NAMESPACES = ("r", "a", "p", "q", "s")
 
 
 def nsx(ns):
@@ -118,7 +134,8 @@ def software(name):
             "microsocks": "microsocks", "dnsmasq": "dnsmasq-base", "swaks": "swaks",
             "socat": "socat", "curl": "curl", "openssl": "openssl", "ncat": "ncat",
             "tcpdump": "tcpdump", "python3": "python3", "danted": "dante-server",
-            "nc": "netcat-openbsd"}
+            "nc": "netcat-openbsd", "proxychains4": "proxychains4", "smtpd": "postfix",
+            "ssh": "openssh-client", "sshd": "openssh-server"}
     up, full = version(pkgs[name])
     return "%s %s" % (name, up), "%s %s (Debian package %s %s)" % (name, up, pkgs[name], full)
 
@@ -126,7 +143,7 @@ def software(name):
 # ---------------------------------------------------------------- topology
 
 def topology():
-    for ns in ("r", "a", "p", "s"):
+    for ns in NAMESPACES:
         sh(["ip", "netns", "add", "soh-" + ns])
         sh(nsx(ns) + ["ip", "link", "set", "lo", "up"])
         for k in ("net.ipv6.conf.all.accept_ra=0", "net.ipv6.conf.default.accept_ra=0",
@@ -137,7 +154,9 @@ def topology():
     links = {
         "a": (["192.0.2.1/24", "2001:db8:a::1/64"], ["%s/24" % A1, "%s/24" % A2, "%s/64" % A6], "192.0.2.1", "2001:db8:a::1"),
         "p": (["203.0.113.254/24", "2001:db8:3::254/64"], ["%s/24" % P, "%s/64" % P6], "203.0.113.254", "2001:db8:3::254"),
-        "s": (["198.51.100.1/24", "2001:db8::1/64"], ["%s/24" % MX, "%s/24" % MX_DEAD, "%s/24" % DNS, "%s/24" % WEB, "%s/64" % MX6],
+        "q": (["198.18.0.254/24", "2001:db8:4::254/64"], ["%s/24" % Q, "%s/64" % Q6], "198.18.0.254", "2001:db8:4::254"),
+        "s": (["198.51.100.1/24", "2001:db8::1/64"], ["%s/24" % MX, "%s/24" % MX_DEAD, "%s/24" % DNS, "%s/24" % WEB,
+                                                    "%s/24" % MX_PF, "%s/64" % MX6],
               "198.51.100.1", "2001:db8::1"),
     }
     for ns, (raddr, addrs, gw4, gw6) in links.items():
@@ -153,8 +172,8 @@ def topology():
         sh(nsx(ns) + ["ip", "-6", "route", "add", "default", "via", gw6])
     # every host resolves through the lab's dnsmasq and knows its own name
     # (ip netns exec bind-mounts /etc/netns/<ns>/* over /etc/*)
-    own = {"r": "192.0.2.1", "a": A1, "p": P, "s": MX}
-    for ns in ("r", "a", "p", "s"):
+    own = {"r": "192.0.2.1", "a": A1, "p": P, "q": Q, "s": MX}
+    for ns in NAMESPACES:
         d = "/etc/netns/soh-" + ns
         os.makedirs(d, exist_ok=True)
         with open(d + "/resolv.conf", "w") as f:
@@ -169,10 +188,12 @@ def teardown():
             stop(p)
         except Exception as e:  # keep tearing down
             log("stop", name, e)
-    for ns in ("a", "p", "s", "r"):
+    for ns in ("a", "p", "q", "s", "r"):
         subprocess.run(["ip", "netns", "del", "soh-" + ns], capture_output=True)
-    for ns in ("a", "p", "s", "r"):
+    for ns in NAMESPACES:
         shutil.rmtree("/etc/netns/soh-" + ns, ignore_errors=True)
+    for d in MADE_DIRS:
+        shutil.rmtree(d, ignore_errors=True)
     try:
         os.rmdir("/etc/netns")
     except OSError:
@@ -265,10 +286,69 @@ client pass {{ from: 0.0.0.0/0 to: 0.0.0.0/0 }}
 socks pass {{ from: 0.0.0.0/0 to: 0.0.0.0/0 }}
 """.format(run=run, p=P))
     start("p", ["danted", "-f", dconf, "-p", os.path.join(run, "danted.pid"), "-N", "1"], "danted")
+    # second proxy host Q: tinyproxy and microsocks, both open
+    conf = os.path.join(WORK, "tinyproxy-q-8888.conf")
+    write(conf, ("User nobody\nGroup nogroup\nPort 8888\nTimeout 60\n"
+                 "LogFile \"%s/tinyproxy-q-8888.log\"\nLogLevel Info\nPidFile \"%s/tinyproxy-q-8888.pid\"\n"
+                 "MaxClients 50\n") % (run, run))
+    start("q", ["tinyproxy", "-d", "-c", conf], "tinyproxy-q-8888")
+    start("q", ["microsocks", "-i", "0.0.0.0", "-p", "1080"], "microsocks-q")
+    # tinyproxy on P that forwards everything to Q (config-driven chain)
+    conf = os.path.join(WORK, "tinyproxy-8890.conf")
+    write(conf, ("User nobody\nGroup nogroup\nPort 8890\nTimeout 60\n"
+                 "LogFile \"%s/tinyproxy-8890.log\"\nLogLevel Info\nPidFile \"%s/tinyproxy-8890.pid\"\n"
+                 "MaxClients 50\nUpstream http %s:8888\n") % (run, run, Q))
+    start("p", ["tinyproxy", "-d", "-c", conf], "tinyproxy-8890")
+    # SOCKS5 on a Tor-like port
+    start("p", ["microsocks", "-i", "0.0.0.0", "-p", "9050"], "microsocks-9050")
+    # SOCKS4a and SOCKS5: OpenSSH dynamic forwarding (ssh -D) on P, through
+    # an sshd on P's loopback (not on p0, so not in the captures); throwaway
+    # keys made here, login as nobody, no shell (-N)
+    ssh = os.path.join(WORK, "ssh")
+    os.makedirs(ssh)
+    for k in ("host", "user"):
+        sh(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "soh-lab-%s" % k, "-f", os.path.join(ssh, k)])
+    shutil.copy(os.path.join(ssh, "user.pub"), os.path.join(ssh, "authorized_keys"))
+    os.chmod(os.path.join(ssh, "authorized_keys"), 0o644)
+    write(os.path.join(ssh, "sshd_config"), """ListenAddress 127.0.0.1:2222
+HostKey {d}/host
+AuthorizedKeysFile {d}/authorized_keys
+StrictModes no
+AuthenticationMethods publickey
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+AllowUsers nobody
+AllowTcpForwarding yes
+PermitTTY no
+X11Forwarding no
+PidFile {d}/sshd.pid
+LogLevel VERBOSE
+""".format(d=ssh))
+    if not os.path.isdir("/run/sshd"):     # privilege separation directory
+        os.makedirs("/run/sshd", mode=0o755)
+        MADE_DIRS.append("/run/sshd")
+    start("p", ["/usr/sbin/sshd", "-D", "-e", "-f", os.path.join(ssh, "sshd_config")], "sshd")
+    wait_port("p", "127.0.0.1", 2222)
+    start("p", ["ssh", "-N", "-F", "/dev/null", "-D", "%s:1082" % P, "-p", "2222", "-i", os.path.join(ssh, "user"),
+                "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+                "-o", "ExitOnForwardFailure=yes", "-o", "ServerAliveInterval=0", "nobody@127.0.0.1"], "ssh-D")
+    # a real Postfix smtpd (stand-alone mode, as `sendmail -bs` runs it) on
+    # its own address, one process per connection through socat, as nobody;
+    # its private configuration has a queue directory without a maildrop, so
+    # it could never queue mail (the case never gets that far)
+    pf = os.path.join(WORK, "postfix")
+    os.makedirs(os.path.join(pf, "queue"))
+    write(os.path.join(pf, "main.cf"), ("compatibility_level = 3.6\nmyhostname = mx2.victim.example\n"
+                                        "mydestination =\nqueue_directory = %s/queue\n"
+                                        "smtpd_banner = $myhostname ESMTP $mail_name\n") % pf)
+    start("s", ["env", "MAIL_CONFIG=" + pf, "socat", "TCP-LISTEN:25,bind=%s,reuseaddr,fork" % MX_PF,
+                "EXEC:/usr/lib/postfix/sbin/smtpd -S,su=nobody"], "postfix-smtpd")
     for host, port, ns in ((MX, 25, "s"), (MX, 587, "s"), (MX, 2525, "s"), (MX, 8025, "s"),
-                           (MX6, 25, "s"), (WEB, 80, "s"), (WEB, 443, "s"),
+                           (MX6, 25, "s"), (WEB, 80, "s"), (WEB, 443, "s"), (MX_PF, 25, "s"),
                            (P, 8888, "p"), (P, 6588, "p"), (P, 8080, "p"), (P, 3128, "p"),
-                           (P, 3129, "p"), (P, 8240, "p"), (P, 1080, "p"), (P, 1081, "p")):
+                           (P, 3129, "p"), (P, 8240, "p"), (P, 1080, "p"), (P, 1081, "p"),
+                           (P, 8890, "p"), (P, 9050, "p"), (P, 1082, "p"), (Q, 8888, "q"), (Q, 1080, "q")):
         wait_port(ns, host, port)
     time.sleep(1)
 
@@ -288,6 +368,7 @@ class Case:
         self.observations = []
         self.dns_names = []
         self.proxied_benign = 0
+        self.proxy_addresses = [P, P6]
 
     def add_sw(self, *names):
         for n in names:
@@ -446,17 +527,19 @@ def raw(case, sport, pep, request, smtp=None, cip=A1, read_all=False, timeout=8)
 
 class Capture:
     def __init__(self, points):
-        """points: list of (ns, iface, file)"""
-        self.points = points
+        """points: list of (ns, iface, file) or (ns, iface, file, direction);
+        direction `in` (tcpdump -Q in) on the router's `any` interface
+        records every forwarded packet once, as it enters the router."""
+        self.points = [tuple(p) + (None,) * (4 - len(p)) for p in points]
         self.procs = []
 
     def __enter__(self):
-        for ns, iface, path in self.points:
+        for ns, iface, path, direction in self.points:
             if os.path.exists(path):
                 os.unlink(path)
             err = os.path.join(WORK, "log", "tcpdump-%s.log" % os.path.basename(path))
-            p = subprocess.Popen(nsx(ns) + ["tcpdump", "-i", iface, "-s", "0", "-U", "-n", "-Z", "root", "-w", path,
-                                             "tcp or udp port 53"],
+            p = subprocess.Popen(nsx(ns) + ["tcpdump", "-i", iface] + (["-Q", direction] if direction else []) +
+                                 ["-s", "0", "-U", "-n", "-Z", "root", "-w", path, "tcp or udp port 53"],
                                  stdout=subprocess.DEVNULL, stderr=open(err, "w"))
             record_pid(p.pid)
             self.procs.append((p, err))
@@ -474,7 +557,7 @@ class Capture:
         time.sleep(1.5)      # let FIN/ACK exchanges finish
         for p, _ in self.procs:
             stop(p, signal.SIGINT)
-        for _, _, path in self.points:
+        for _, _, path, _ in self.points:
             os.chmod(path, 0o644)
         return False
 
@@ -486,7 +569,7 @@ def finish(case, pcap_name=None, meta_extra=None):
     labels = {
         "case": case.name, "capture": pcap_name, "made_by": MADE_BY,
         "capture_point": case.capture_point, "legs_visible": case.legs,
-        "proxy_addresses": [P, P6],
+        "proxy_addresses": case.proxy_addresses,
         "incidents": case.incidents, "benign": case.benign,
     }
     if case.dns_names:
@@ -868,8 +951,196 @@ def socks4():
     finish(c)
 
 
+# --- 15
+def chain_conf(case, name, proxies):
+    """A proxychains4 configuration: strict_chain through `proxies`
+    [(type, ip, port), ...], no proxy DNS (the targets are addresses)."""
+    conf = os.path.join(WORK, name)
+    lines = ["strict_chain", "quiet_mode", "tcp_read_time_out 15000", "tcp_connect_time_out 8000",
+             "[ProxyList]"] + ["%s %s %d" % p for p in proxies]
+    write(conf, "\n".join(lines) + "\n")
+    case.observations.append("`$WORK/%s` (proxychains4 configuration): `%s`" % (name, "` / `".join(lines)))
+    return conf
+
+
+def client_from_capture(case, inc, first_request):
+    """Clients run under proxychains4 open their own socket to the first
+    proxy, so their source port is ephemeral: take the tunnel leg from the
+    capture (from the client's address to the first proxy, starting with
+    the first request, carrying this incident's MAIL FROM)."""
+    streams, _ = soh_labels.load(os.path.join(CAPDIR, case.name + ".pcap"))
+    cip = soh_labels.split_ep(inc["client"])[0]
+    key = ("MAIL FROM:<%s>" % inc["mail_from"][0]).encode()
+    found = [x for x in streams.values() if x.server == inc["proxy"] and soh_labels.split_ep(x.client)[0] == cip
+             and x.c2s.startswith(first_request.encode()) and key in x.c2s]
+    if len(found) != 1:
+        raise RuntimeError("%s %s: %d tunnel legs found for %s" % (case.name, inc["id"], len(found), key))
+    inc["client"] = found[0].client
+    inc["note"] = ("client port taken from the capture: proxychains4 connects to the first proxy "
+                   "from a socket of its own, with an ephemeral port")
+
+
+def chain():
+    c = Case("chain", "Proxy chains: one spam incident crosses two open proxies, P (203.0.113.1) "
+             "and Q (198.18.0.1, a second proxy host on its own link), before the MTA.  Captured in the "
+             "router, so every leg is in the capture: client -> P, P -> Q (the hop), Q -> MTA (the "
+             "relay leg).  i1, i2: client-driven chains made by proxychains4 (strict_chain, two `http` "
+             "proxies): the client asks P for `CONNECT 198.18.0.1:8888`, then asks Q, inside that "
+             "tunnel, for `CONNECT 198.51.100.25:25`, then speaks SMTP.  i3: a config-driven chain: "
+             "tinyproxy on P port 8890 with `Upstream http 198.18.0.1:8888` forwards the client's "
+             "`CONNECT 198.51.100.25:25` to Q as the same CONNECT.  i4: a mixed chain, HTTP CONNECT "
+             "to P then SOCKS5 (microsocks) on Q, made by proxychains4.",
+             capture_point="router", legs=("tunnel", "hop", "relay"))
+    c.proxy_addresses = [P, P6, Q, Q6]
+    c.add_sw("proxychains4", "swaks", "curl", "socat", "tinyproxy", "squid", "microsocks")
+    msg = ["--header", "Subject: limited offer", "--body", "Buy cheap watches now.", "--timeout", "10"]
+    qhttp = ep(Q, 8888)
+    pending = []
+    with Capture([("r", "any", os.path.join(CAPDIR, c.name + ".pcap"), "in")]):
+        # i1: proxychains4 + swaks, tinyproxy on P then tinyproxy on Q
+        conf = chain_conf(c, "proxychains-1.conf", [("http", P, 8888), ("http", Q, 8888)])
+        rc = ["c1a@victim.example", "c1b@victim.example"]
+        run_client(c, "a", ["proxychains4", "-f", conf, "swaks", "--server", MX, "--port", "25",
+                            "--local-interface", A1, "--helo", "bot.example", "--from", "chain1@spam.example",
+                            "--to", ",".join(rc)] + msg)
+        inc = c.incident(method="CONNECT", client=ep(A1, 0), proxy=ep(P, 8888), proxy_software=proxy_sw("tinyproxy"),
+                         target="%s:25" % MX, target_host=MX, target_port=25, target_resolved=MX,
+                         helo="bot.example", mail_from=["chain1@spam.example"], rcpt_to=rc, messages=1,
+                         relay_expected=True, first_request_target=qhttp, chain="client",
+                         hops=[{"client_ip": P, "server": qhttp, "method": "CONNECT",
+                                "request_target": "%s:25" % MX, "proxy_software": proxy_sw("tinyproxy")}],
+                         client_software="swaks under proxychains4 (http P, http Q)")
+        pending.append((inc, "CONNECT %s " % qhttp))
+        # i2: proxychains4 + curl, squid on P then tinyproxy on Q
+        conf = chain_conf(c, "proxychains-2.conf", [("http", P, 3128), ("http", Q, 8888)])
+        rc = ["c2a@victim.example", "c2b@victim.example"]
+        argv = ["proxychains4", "-f", conf, "curl", "-sS", "--max-time", "20", "--interface", A1,
+                "smtp://%s:25/relay-test.example" % MX, "--mail-from", "chain2@spam.example"]
+        for r in rc:
+            argv += ["--mail-rcpt", r]
+        run_client(c, "a", argv + ["-T", msgfile()])
+        inc = c.incident(method="CONNECT", client=ep(A1, 0), proxy=ep(P, 3128), proxy_software=proxy_sw("squid"),
+                         target="%s:25" % MX, target_host=MX, target_port=25, target_resolved=MX,
+                         helo="relay-test.example", mail_from=["chain2@spam.example"], rcpt_to=rc, messages=1,
+                         relay_expected=True, first_request_target=qhttp, chain="client",
+                         hops=[{"client_ip": P, "server": qhttp, "method": "CONNECT",
+                                "request_target": "%s:25" % MX, "proxy_software": proxy_sw("tinyproxy")}],
+                         client_software="curl under proxychains4 (http P, http Q)")
+        pending.append((inc, "CONNECT %s " % qhttp))
+        # i3: config-driven: tinyproxy on P:8890 forwards to its upstream Q
+        inc = swaks_socat(c, "tinyproxy", 8890, MX, 25, 41503, "bot.example", "chain3@spam.example",
+                          ["c3a@victim.example", "c3b@victim.example"])
+        inc.update(first_request_target="%s:25" % MX, chain="proxy",
+                   hops=[{"client_ip": P, "server": qhttp, "method": "CONNECT", "request_target": "%s:25" % MX,
+                          "proxy_software": proxy_sw("tinyproxy")}])
+        c.observations.append("tinyproxy on P port 8890 runs with `Upstream http %s:8888`; it sends the "
+                              "client's CONNECT on to Q" % Q)
+        # i4: mixed chain: HTTP CONNECT to P, then SOCKS5 on Q
+        conf = chain_conf(c, "proxychains-4.conf", [("http", P, 8888), ("socks5", Q, 1080)])
+        rc = ["c4a@victim.example", "c4b@victim.example"]
+        run_client(c, "a", ["proxychains4", "-f", conf, "swaks", "--server", MX, "--port", "25",
+                            "--local-interface", A1, "--helo", "bot.example", "--from", "chain4@spam.example",
+                            "--to", ",".join(rc)] + msg)
+        inc = c.incident(method="CONNECT", client=ep(A1, 0), proxy=ep(P, 8888), proxy_software=proxy_sw("tinyproxy"),
+                         target="%s:25" % MX, target_host=MX, target_port=25, target_resolved=MX,
+                         helo="bot.example", mail_from=["chain4@spam.example"], rcpt_to=rc, messages=1,
+                         relay_expected=True, first_request_target=ep(Q, 1080), chain="client",
+                         hops=[{"client_ip": P, "server": ep(Q, 1080), "method": "SOCKS5",
+                                "request_target": "%s:25" % MX, "proxy_software": proxy_sw("microsocks")}],
+                         client_software="swaks under proxychains4 (http P, socks5 Q)")
+        pending.append((inc, "CONNECT %s " % ep(Q, 1080)))
+    for inc, first in pending:
+        client_from_capture(c, inc, first)
+    finish(c)
+
+
+# --- 16
+def post_dropped():
+    c = Case("post_dropped", "The mail server's reaction to an absolute-URI relay.  A real Postfix "
+             "smtpd (3.7, stand-alone mode as `sendmail -bs` runs it, one process per connection "
+             "through socat, as nobody) listens on 198.51.100.27:25.  `POST http://198.51.100.27:25/ "
+             "HTTP/1.0` with a body of SMTP commands is sent to squid (3128) and to tinyproxy (8888), "
+             "and `GET http://198.51.100.27:25/ HTTP/1.0` to squid.  Postfix's "
+             "`smtpd_forbidden_commands` (default `CONNECT GET POST`) makes it answer the HTTP request "
+             "line with `221 2.7.0 Error: I can break rules, too. Goodbye.` and close the connection: "
+             "the body's SMTP commands are never answered (relay_reaction `dropped`, compare post_relay, "
+             "where smtp-sink answers the HTTP lines with errors and then accepts the mail).")
+    c.add_sw("smtpd", "socat")
+    body = ("HELO spam.example\r\nMAIL FROM:<%s>\r\nRCPT TO:<v1@victim.example>\r\n"
+            "RCPT TO:<v2@victim.example>\r\nDATA\r\nSubject: offer\r\n\r\ncheap watches\r\n.\r\nQUIT\r\n")
+    tests = ((41601, "squid", 3128, "POST", "drop1@spam.example"),
+             (41602, "tinyproxy", 8888, "POST", "drop2@spam.example"),
+             (41603, "squid", 3128, "GET", None))
+    with uplink(c):
+        for sport, pname, pport, method, mfrom in tests:
+            if method == "POST":
+                b = body % mfrom
+                req = ("POST http://%s:25/ HTTP/1.0\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n"
+                       % (MX_PF, len(b)) + b)
+            else:
+                req = "GET http://%s:25/ HTTP/1.0\r\nAccept: */*\r\n\r\n" % MX_PF
+            res = raw(c, sport, ep(P, pport), req.replace("\r\n", "\\r\\n"), read_all=True, timeout=6)
+            c.add_sw(pname)
+            code = res.get("status_code")
+            resp = res.get("response", "")
+            c.observations.append("%s answered the %s with `%s`%s" % (
+                proxy_sw(pname), method, res.get("status_line"),
+                "; the MTA's replies came back in the response body" if "221 2.7.0" in resp else ""))
+            c.incident(method=method, client=ep(A1, sport), proxy=ep(P, pport), proxy_software=proxy_sw(pname),
+                       target="%s:25" % MX_PF, request_uri="http://%s:25/" % MX_PF, target_host=MX_PF,
+                       target_port=25, target_resolved=MX_PF,
+                       status="established" if code and code < 300 else ("refused" if code else "no-response"),
+                       status_code=code, smtp=bool(mfrom), helo="spam.example" if mfrom else None,
+                       mail_from=[mfrom] if mfrom else [],
+                       rcpt_to=["v1@victim.example", "v2@victim.example"] if mfrom else [],
+                       messages=None, relay_expected=True, relay_reaction="dropped",
+                       client_software="raw client (python3 socket)")
+    finish(c)
+
+
+# --- 17
+def socks_variants():
+    c = Case("socks_variants", "SOCKS forms not covered by socks4/socks5, all with a host-name target "
+             "that the proxy resolves through the lab's DNS (the lookups are in the capture).  SOCKS4a "
+             "(host name after the USERID, DSTIP 0.0.0.1) to OpenSSH's dynamic forwarding (`ssh -D` on "
+             "P port 1082, logged in to an sshd on P's loopback, so the SSH session is not on the "
+             "wire): curl with socks4a:// and swaks through ncat's SOCKS4 client with --proxy-dns "
+             "remote.  SOCKS5 with ATYP domain on a port other than 1080: curl with socks5h:// to "
+             "microsocks on 9050, and swaks through ncat's SOCKS5 client to `ssh -D`.  (Dante's danted "
+             "1.4.2 refuses SOCKS4a requests with CD 91, so it is not used here.)")
+    PROXY_SW["ssh"] = "OpenSSH %s ssh -D" % software("ssh")[0].split()[1]
+    c.add_sw("ssh", "sshd", "microsocks", "dnsmasq", "swaks", "ncat", "curl")
+    name = "mx.victim.example"
+    with uplink(c):
+        curl_smtp(c, "ssh", "socks4a://%s:1082" % P, ep(P, 1082), name, 25, 41701, "bot.example",
+                  "v4a1@spam.example", ["v1@victim.example", "v2@victim.example"], method="SOCKS4a",
+                  status_code=90, resolved=MX)
+        pipe = "ncat --proxy %s:1082 --proxy-type socks4 --proxy-dns remote -s %s -p 41702 %s 25" % (P, A1, name)
+        run_client(c, "a", swaks_argv(pipe, "bot.example", "v4a2@spam.example",
+                                      ["v3@victim.example", "v4@victim.example"]))
+        c.incident(method="SOCKS4a", client=ep(A1, 41702), proxy=ep(P, 1082), proxy_software=proxy_sw("ssh"),
+                   target="%s:25" % name, target_host=name, target_port=25, target_resolved=MX, status_code=90,
+                   helo="bot.example", mail_from=["v4a2@spam.example"],
+                   rcpt_to=["v3@victim.example", "v4@victim.example"], messages=1, relay_expected=True,
+                   client_software="swaks via ncat SOCKS4 (--proxy-dns remote)")
+        curl_smtp(c, "microsocks", "socks5h://%s:9050" % P, ep(P, 9050), name, 25, 41703, "bot.example",
+                  "v5a@spam.example", ["v5@victim.example", "v6@victim.example"], method="SOCKS5",
+                  status_code=0, resolved=MX)
+        pipe = "ncat --proxy %s:1082 --proxy-type socks5 --proxy-dns remote -s %s -p 41704 %s 25" % (P, A1, name)
+        run_client(c, "a", swaks_argv(pipe, "bot.example", "v5b@spam.example",
+                                      ["v7@victim.example", "v8@victim.example"]))
+        c.incident(method="SOCKS5", client=ep(A1, 41704), proxy=ep(P, 1082), proxy_software=proxy_sw("ssh"),
+                   target="%s:25" % name, target_host=name, target_port=25, target_resolved=MX, status_code=0,
+                   helo="bot.example", mail_from=["v5b@spam.example"],
+                   rcpt_to=["v7@victim.example", "v8@victim.example"], messages=1, relay_expected=True,
+                   client_software="swaks via ncat SOCKS5 (--proxy-dns remote)")
+    c.dns_names = [name]
+    finish(c)
+
+
 CASES = [benign_only, connect_ip_tinyproxy, connect_ip_squid, connect_hostname, concurrent_pairing,
-         mail_ports, refused, post_relay, socks5, socks4, one_leg, ipv6, odd_port_proxy, malformed_request]
+         mail_ports, refused, post_relay, socks5, socks4, one_leg, ipv6, odd_port_proxy, malformed_request,
+         chain, post_dropped, socks_variants]
 
 
 def main(argv):

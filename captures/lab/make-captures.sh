@@ -14,7 +14,8 @@ fi
 
 LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PACKAGES="tinyproxy squid postfix swaks socat dnsmasq-base microsocks dante-server
-ncat netcat-openbsd tcpdump tshark tcpreplay curl openssl python3 iproute2"
+ncat netcat-openbsd tcpdump tshark tcpreplay curl openssl python3 iproute2
+proxychains4 openssh-client openssh-server"
 
 missing=""
 for p in $PACKAGES; do
@@ -54,7 +55,7 @@ cleanup() {
             [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
         done < "$WORK/pids"
     fi
-    for ns in soh-r soh-a soh-p soh-s; do
+    for ns in soh-r soh-a soh-p soh-q soh-s; do
         if ip netns list | grep -qw "$ns"; then
             for pid in $(ip netns pids "$ns" 2>/dev/null); do
                 kill -9 "$pid" 2>/dev/null || true

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Check lab labels against their captures with tshark, discover relay-leg
-endpoints, and write the per-case .md notes.
+and hop endpoints, and write the per-case .md notes.
 
   soh_labels.py check captures/*.labels.json     # verify committed labels
 
@@ -136,24 +136,123 @@ def after_header(data):
     return data[i + 4:] if i >= 0 else b""
 
 
-def tunnel_payload(inc, s):
-    """Client->proxy and proxy->client bytes after the proxy handshake."""
-    if inc["method"] in ("SOCKS5",):
-        # greeting (3) + request; reply 2 + reply; lengths vary with ATYP
-        c = s.c2s
+def strip_handshake(method, c, sr):
+    """Client and server bytes after one proxy handshake of `method`."""
+    if method == "SOCKS5":
+        # greeting (2 + NMETHODS) + request; reply 2 + reply; lengths vary with ATYP
         n = 2 + c[1] if len(c) > 1 else 3
         atyp = c[n + 3] if len(c) > n + 3 else 1
         alen = {1: 4, 4: 16}.get(atyp, (c[n + 4] + 1) if len(c) > n + 4 else 0)
         creq = n + 4 + alen + 2
-        sr = s.s2c
         satyp = sr[5] if len(sr) > 5 else 1
         salen = {1: 4, 4: 16}.get(satyp, (sr[6] + 1) if len(sr) > 6 else 0)
         return c[creq:], sr[2 + 4 + salen + 2:]
-    if inc["method"] == "SOCKS4":
-        c = s.c2s
+    if method == "SOCKS4":
         end = c.find(b"\x00", 8)
-        return c[end + 1:], s.s2c[8:]
-    return after_header(s.c2s), after_header(s.s2c)
+        return c[end + 1:], sr[8:]
+    if method == "SOCKS4a":
+        end = c.find(b"\x00", 8)              # end of USERID
+        end = c.find(b"\x00", end + 1)        # end of the host name
+        return c[end + 1:], sr[8:]
+    return after_header(c), after_header(sr)
+
+
+def tunnel_payload(inc, s, hops=None):
+    """Client->proxy and proxy->client bytes after the proxy handshake.
+    For a client-driven chain, the handshakes with the later proxies (the
+    hops) travel inside the tunnel too and are stripped in order."""
+    c, sr = strip_handshake(inc["method"], s.c2s, s.s2c)
+    if hops is None:
+        hops = inc.get("hops", []) if inc.get("chain") == "client" else []
+    for h in hops:
+        c, sr = strip_handshake(h["method"], c, sr)
+    return c, sr
+
+
+def parse_request(method, c):
+    """(host, port, text) of the first proxy request in client bytes c, or
+    None when c does not start with a request of that method."""
+    try:
+        if method in ("CONNECT", "POST", "GET"):
+            first = c.split(b"\r\n", 1)[0].decode("latin-1")
+            parts = first.split()
+            if len(parts) < 2 or parts[0] != method:
+                return None
+            return None, None, first
+        if method == "SOCKS5":
+            n = 2 + c[1]
+            if c[0] != 5 or c[n] != 5 or c[n + 1] != 1:
+                return None
+            atyp = c[n + 3]
+            if atyp == 1:
+                host, alen = str(ipaddress.ip_address(c[n + 4:n + 8])), 4
+            elif atyp == 4:
+                host, alen = str(ipaddress.ip_address(c[n + 4:n + 20])), 16
+            else:
+                host, alen = c[n + 5:n + 5 + c[n + 4]].decode("latin-1"), c[n + 4] + 1
+            port = int.from_bytes(c[n + 4 + alen:n + 6 + alen], "big")
+            return host, port, "SOCKS5 CONNECT %s port %d (ATYP %d)" % (host, port, atyp)
+        if method in ("SOCKS4", "SOCKS4a"):
+            if c[0] != 4 or c[1] != 1 or len(c) < 9:
+                return None
+            port = int.from_bytes(c[2:4], "big")
+            ip = c[4:8]
+            uend = c.find(b"\x00", 8)
+            if method == "SOCKS4a":
+                if ip[:3] != b"\x00\x00\x00" or ip[3] == 0 or uend < 0:
+                    return None
+                hend = c.find(b"\x00", uend + 1)
+                host = c[uend + 1:hend].decode("latin-1")
+                return host, port, "SOCKS4a CONNECT %s port %d (DSTIP %s, host name after USERID)" % (
+                    host, port, ipaddress.ip_address(ip))
+            host = str(ipaddress.ip_address(ip))
+            return host, port, "SOCKS4 CONNECT %s port %d" % (host, port)
+    except (IndexError, ValueError):
+        return None
+    return None
+
+
+def reply_lines(server_bytes):
+    """Final lines of SMTP replies (code + space)."""
+    return [l for l in smtp_lines(server_bytes) if len(l) >= 4 and l[:3].isdigit() and l[3:4] == " "]
+
+
+def relay_reaction(rs):
+    """How the MTA reacted on a relay leg that starts with an HTTP request
+    line: `dropped` (one error reply after the greeting, then the MTA
+    closed the connection), `rejected-lines` (error replies to the HTTP lines,
+    then it went on answering what followed), `none` (no error reply).
+    Returns (reaction, facts)."""
+    replies = reply_lines(rs.s2c)
+    after = replies[1:] if replies and replies[0].startswith("220") else replies
+    fins = [(f[0], f[2]) for f in rs.frames if f[3] & 0x01]
+    first_fin = fins[0] if fins else None
+    errs = [l for l in after if l[:1] in ("4", "5") or l.startswith("221 2.7.0")]
+    facts = {"mta_replies": len(after), "mta_first_reply": after[0] if after else None,
+             "first_fin_frame": first_fin[0] if first_fin else None,
+             "first_fin_by": (None if not first_fin else ("proxy" if first_fin[1] else "MTA"))}
+    # frame of the MTA's first reply after its greeting
+    greet = len(replies[0]) + 2 if replies and replies[0].startswith("220") else 0
+    seen = 0
+    for f in rs.frames:
+        if not f[2] and f[4]:
+            seen += len(f[4])
+            if seen > greet:
+                facts["mta_reply_frame"] = f[0]
+                break
+    if not errs:
+        return "none", facts
+    if len(after) == 1 and first_fin and not first_fin[1]:
+        return "dropped", facts
+    return "rejected-lines", facts
+
+
+def _is_ip(text):
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False
 
 
 def find_stream(streams, client, server):
@@ -187,7 +286,14 @@ def discover_relays(labels, streams):
                  and s.id not in claimed]
         if inc["mail_from"]:
             key = ("MAIL FROM:<%s>" % inc["mail_from"][0]).encode()
-            cands = [s for s in cands if key in s.c2s]
+            with_key = [s for s in cands if key in s.c2s]
+            if with_key or inc.get("relay_reaction") != "dropped":
+                cands = with_key
+            else:
+                # the MTA closed before the SMTP commands reached it
+                cands = in_window(cands, streams, inc)
+        elif len(cands) > 1:
+            cands = in_window(cands, streams, inc)
         if len(cands) != 1:
             raise CheckError("%s %s: %d relay candidates for %s" % (
                 labels["case"], inc["id"], len(cands), target))
@@ -195,6 +301,44 @@ def discover_relays(labels, streams):
         inc["relay"] = {"client": cands[0].client, "server": cands[0].server}
     for inc in labels["incidents"]:
         inc.pop("relay_expected", None)
+    discover_hops(labels, streams)
+
+
+def in_window(cands, streams, inc):
+    """Connections that started while this incident's tunnel was open."""
+    tun = find_stream(streams, inc["client"], inc["proxy"])
+    if tun is None:
+        return cands
+    t0, t1 = tun.frames[0][1], tun.frames[-1][1]
+    return [s for s in cands if t0 <= s.frames[0][1] <= t1]
+
+
+def discover_hops(labels, streams):
+    """Fill the client endpoint of every hop (proxy -> next proxy) from the
+    capture: the connection from the hop's `client_ip` to its server whose
+    bytes hold this incident's unique MAIL FROM."""
+    claimed = set()
+    for inc in labels["incidents"]:
+        for h in inc.get("hops", []):
+            if "client_ip" not in h:
+                continue
+            cands = [s for s in streams.values()
+                     if s.server == h["server"] and split_ep(s.client)[0] == h["client_ip"]
+                     and s.id not in claimed]
+            if inc["mail_from"]:
+                key = ("MAIL FROM:<%s>" % inc["mail_from"][0]).encode()
+                cands = [s for s in cands if key in s.c2s]
+            if len(cands) != 1:
+                raise CheckError("%s %s: %d hop candidates %s -> %s" % (
+                    labels["case"], inc["id"], len(cands), h["client_ip"], h["server"]))
+            claimed.add(cands[0].id)
+            h.pop("client_ip")
+            rest = dict(h)
+            h.clear()
+            h["client"] = cands[0].client           # documented key order first
+            for k in ("server", "method", "request_target"):
+                h[k] = rest.pop(k)
+            h.update(rest)
 
 
 def check(labels, pcap):
@@ -221,10 +365,10 @@ def check(labels, pcap):
             fx["tunnel_syn"] = tun.syn
             req = tun.first_payload(True)
             fx["request_frame"] = req[0] if req else None
-            if inc["method"] in ("CONNECT", "POST"):
+            if inc["method"] in ("CONNECT", "POST", "GET"):
                 first = tun.c2s.split(b"\r\n", 1)[0].decode("latin-1")
                 fx["request_line"] = first
-                want = inc.get("request_uri") or inc["target"]
+                want = inc.get("first_request_target") or inc.get("request_uri") or inc["target"]
                 if not first.startswith(inc["method"] + " " + want + " ") and \
                         not first.startswith(inc["method"] + " " + want):
                     err("%s: request line %r does not name %s %s" % (inc["id"], first, inc["method"], want))
@@ -267,6 +411,21 @@ def check(labels, pcap):
                     if len([f for f in tun.frames if f[2] and f[4]]) > 1 else fx["request_frame"]
                 if code != inc["status_code"]:
                     err("%s: SOCKS reply %r, labels say %r" % (inc["id"], code, inc["status_code"]))
+            elif inc["method"] == "SOCKS4a":
+                pr = parse_request("SOCKS4a", tun.c2s)
+                if pr is None:
+                    err("%s: no SOCKS4a CONNECT request" % inc["id"])
+                else:
+                    fx["request_line"] = pr[2]
+                    if pr[0] != inc["target_host"] or pr[1] != inc["target_port"]:
+                        err("%s: SOCKS4a request for %s:%d, labels say %s" % (inc["id"], pr[0], pr[1], inc["target"]))
+                code = tun.s2c[1] if len(tun.s2c) > 1 else None
+                r4 = tun.first_payload(False)
+                fx["response_frame"] = r4[0] if r4 else None
+                fx["response_time"] = r4[1] if r4 else None
+                fx["status_line"] = "SOCKS4 reply CD=%s%s" % (code, " (request granted)" if code == 90 else "")
+                if code != inc["status_code"]:
+                    err("%s: SOCKS4 reply %r, labels say %r" % (inc["id"], code, inc["status_code"]))
             elif inc["method"] == "SOCKS4":
                 c = tun.c2s
                 if len(c) < 9 or c[0] != 4 or c[1] != 1:
@@ -284,7 +443,7 @@ def check(labels, pcap):
                 fx["status_line"] = "SOCKS4 reply CD=%s%s" % (code, " (request granted)" if code == 90 else "")
                 if code != inc["status_code"]:
                     err("%s: SOCKS4 reply %r, labels say %r" % (inc["id"], code, inc["status_code"]))
-            if inc["method"] != "POST":
+            if inc["method"] not in ("POST", "GET"):
                 c_in, s_in = tunnel_payload(inc, tun)
                 if inc["smtp"]:
                     n_from = count_cmd(c_in, "MAIL FROM:")
@@ -315,7 +474,21 @@ def check(labels, pcap):
             fx["relay_syn_time"] = rs.frames[0][1]
             g = rs.first_payload(False)
             fx["relay_first_smtp_frame"] = g[0] if g else None
-            if inc["smtp"]:
+            if inc.get("relay_reaction"):
+                reaction, rf = relay_reaction(rs)
+                fx.update(rf)
+                fx["relay_reaction"] = reaction
+                if reaction != inc["relay_reaction"]:
+                    err("%s: the MTA's reaction on the relay leg looks %r, labels say %r" % (
+                        inc["id"], reaction, inc["relay_reaction"]))
+            # a dropped relay may end before the SMTP commands reached the MTA
+            body_missing = inc.get("relay_reaction") == "dropped" and not count_cmd(rs.c2s, "MAIL FROM:")
+            fx["relay_body_reached_mta"] = None if not inc["smtp"] else not body_missing
+            if inc["smtp"] and body_missing:
+                acc = accepted_messages(rs.s2c)
+                if acc != inc["messages"]:
+                    err("%s: MTA accepted %d messages on the relay leg, labels say %d" % (inc["id"], acc, inc["messages"]))
+            elif inc["smtp"]:
                 n_from = args_of(rs.c2s, "MAIL FROM:")
                 n_rcpt = args_of(rs.c2s, "RCPT TO:")
                 if n_from != inc["mail_from"] or n_rcpt != inc["rcpt_to"]:
@@ -328,6 +501,41 @@ def check(labels, pcap):
                 acc = accepted_messages(rs.s2c)
                 if acc != inc["messages"]:
                     err("%s: MTA accepted %d messages on the relay leg, labels say %d" % (inc["id"], acc, inc["messages"]))
+        hops = inc.get("hops", [])
+        for k, h in enumerate(hops):
+            hs = find_stream(streams, h["client"], h["server"])
+            if hs is None:
+                err("%s: hop %d %s -> %s not in capture" % (inc["id"], k + 1, h["client"], h["server"]))
+                continue
+            expected += 1
+            hf = {"stream": hs.id, "syn": hs.syn}
+            fx.setdefault("hops", []).append(hf)
+            req = hs.first_payload(True)
+            hf["request_frame"] = req[0] if req else None
+            pr = parse_request(h["method"], hs.c2s)
+            if pr is None:
+                err("%s: hop %d does not start with a %s request" % (inc["id"], k + 1, h["method"]))
+                continue
+            hf["request_line"] = pr[2]
+            if h["method"] in ("CONNECT", "POST", "GET"):
+                if (pr[2] + " ").split(" ")[:2] != [h["method"], h["request_target"]]:
+                    err("%s: hop %d request line %r does not name %s %s" % (
+                        inc["id"], k + 1, pr[2], h["method"], h["request_target"]))
+                sl = hs.s2c.split(b"\r\n", 1)[0].decode("latin-1")
+                hf["status_line"] = sl or None
+            elif (ep(pr[0], pr[1]) if _is_ip(pr[0]) else "%s:%d" % (pr[0], pr[1])) != h["request_target"]:
+                err("%s: hop %d %s request for %s:%d, labels say %s" % (
+                    inc["id"], k + 1, h["method"], pr[0], pr[1], h["request_target"]))
+            if h["method"] == "SOCKS5":
+                hf["status_line"] = "SOCKS5 reply REP=%s" % (hs.s2c[3] if len(hs.s2c) > 3 else None)
+            resp = hs.first_payload(False)
+            hf["response_frame"] = resp[0] if resp else None
+            if inc["smtp"]:
+                later = hops[k + 1:] if inc.get("chain") == "client" else []
+                c_in, _ = tunnel_payload({"method": h["method"]}, hs, hops=later)
+                got = args_of(c_in, "MAIL FROM:")
+                if got != inc["mail_from"]:
+                    err("%s: hop %d carries MAIL FROM %s, labels %s" % (inc["id"], k + 1, got, inc["mail_from"]))
     for b in labels["benign"]:
         s = find_stream(streams, b["client"], b["server"])
         if s is None:
@@ -346,6 +554,8 @@ def check(labels, pcap):
             known.add((inc["client"], inc["proxy"]))
             if inc.get("relay"):
                 known.add((inc["relay"]["client"], inc["relay"]["server"]))
+            for h in inc.get("hops", []):
+                known.add((h["client"], h["server"]))
         for b in labels["benign"] + labels.get("benign_relays", []):
             known.add((b["client"], b["server"]))
         extra = [repr(s) for s in streams.values() if (s.client, s.server) not in known]
@@ -381,9 +591,13 @@ def write_md(labels, meta, streams, dnsrows, facts, path):
     L.append("# %s\n" % labels["case"])
     L.append("## Purpose\n\n%s\n" % meta["purpose"])
     L.append("## How it was made\n")
+    point = labels["capture_point"]
+    if point == "router":
+        point = ("router: `tcpdump -i any -Q in` in the router namespace, so every packet between two "
+                 "hosts is recorded once, as it enters the router, on every link (link type Linux SLL2)")
     L.append("Generated by `%s` (run as root on Debian 12): network namespaces "
              "joined by a router namespace, real programs inside them, "
-             "tcpdump (full snaplen, pcap) on the %s.\n" % (labels["made_by"], labels["capture_point"]))
+             "tcpdump (full snaplen, pcap) on the %s.\n" % (labels["made_by"], point))
     L.append("Software:\n")
     for s in meta["software"]:
         L.append("- %s" % s)
@@ -416,6 +630,17 @@ def write_md(labels, meta, streams, dnsrows, facts, path):
             ("request line", "`%s`" % fx["request_line"] if fx.get("request_line") else None),
             ("proxy answer frame", fx.get("response_frame")),
             ("proxy answer", "`%s`" % fx["status_line"] if fx.get("status_line") else inc["status_code"]),
+        ]
+        if inc.get("first_request_target") and inc["first_request_target"] != inc["target"]:
+            rows.append(("first request asks for", "`%s` (the next proxy); the mail target `%s` is "
+                         "requested inside the tunnel" % (inc["first_request_target"], inc["target"])))
+        for k, (h, hf) in enumerate(zip(inc.get("hops", []), fx.get("hops", []))):
+            rows.append(("hop %d (%s -> %s)" % (k + 1, h["client"], h["server"]),
+                         "tcp.stream %s, SYN frame %s, request frame %s `%s`, answer frame %s%s" % (
+                             hf["stream"], hf["syn"], hf["request_frame"], hf.get("request_line"),
+                             hf.get("response_frame"),
+                             (" `%s`" % hf["status_line"]) if hf.get("status_line") else "")))
+        rows += [
             ("relay tcp.stream", fx.get("relay_stream")),
             ("relay SYN frame", fx.get("relay_syn")),
             ("relay SYN vs proxy answer", ("relay SYN %.3f ms %s the answer" % (
@@ -424,6 +649,16 @@ def write_md(labels, meta, streams, dnsrows, facts, path):
              if fx.get("response_time") is not None and fx.get("relay_syn_time") is not None else None),
             ("relay: first MTA line frame", fx.get("relay_first_smtp_frame")),
             ("tunnel: first SMTP line frame", fx.get("first_smtp_frame")),
+            ("relay: MTA reaction", ("`%s`: first reply after the greeting (frame %s) `%s`; %d repl%s after "
+                                     "the greeting; first FIN sent by the %s (frame %s)%s" % (
+                                         fx["relay_reaction"], fx.get("mta_reply_frame"), fx["mta_first_reply"],
+                                         fx["mta_replies"], "y" if fx["mta_replies"] == 1 else "ies",
+                                         fx["first_fin_by"], fx["first_fin_frame"],
+                                         {None: "", True: "; the body's SMTP commands were sent to the MTA "
+                                                           "but never answered",
+                                          False: "; the body's SMTP commands never reached the MTA"}[
+                                             fx.get("relay_body_reached_mta")]))
+             if fx.get("relay_reaction") else None),
             ("envelope", "HELO %s, MAIL FROM %s, RCPT TO %s, messages %d" % (
                 inc["helo"], ",".join(inc["mail_from"]), ",".join(inc["rcpt_to"]), inc["messages"])
              if inc["smtp"] else None),
@@ -455,9 +690,14 @@ def write_md(labels, meta, streams, dnsrows, facts, path):
                 s += ", relay.stream %d (the relay leg is flagged too)" % fx["relay_stream"]
             else:
                 s += "; the proxy's failed attempt to reach the target is tcp.stream %d" % fx["relay_stream"]
+        for h, hf in zip(inc.get("hops", []), fx.get("hops", [])):
+            s += ", hop tcp.stream %d (%s %s from %s)" % (hf["stream"], h["method"], h["request_target"],
+                                                         h["client"])
         if inc["smtp"]:
             s += ", helo `%s`, mail_from %s, rcpt_count %d, messages %d" % (
                 inc["helo"], inc["mail_from"], len(inc["rcpt_to"]), inc["messages"])
+        if inc.get("relay_reaction"):
+            s += ", relay_reaction `%s`" % inc["relay_reaction"]
         L.append(s)
     for inc in labels["incidents"]:
         if not inc.get("expected_flag", True):

@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "http_parse.h"
+#include "socks_parse.h"
 
 namespace soh {
 namespace {
@@ -90,6 +91,46 @@ void Correlator::on_segment(const Segment& seg) {
     process(slot - kSlotBase, seg);
 }
 
+// Drops proxy legs whose window has closed; capture time only moves forward.
+void Correlator::prune_awaiting(std::vector<std::uint32_t>& list, const Segment& seg) const {
+    list.erase(std::remove_if(list.begin(), list.end(),
+                              [&](std::uint32_t p) {
+                                  const Flow& f = flows_[p];
+                                  return f.benign || seg.time > f.request_time + cfg_.pair_window ||
+                                         (f.response_frame && seg.time > f.response_time + cfg_.slack);
+                              }),
+               list.end());
+}
+
+std::string Correlator::addr_key(const Addr& a) {
+    std::string k(reinterpret_cast<const char*>(a.bytes.data()), a.bytes.size());
+    k += static_cast<char>(a.family);
+    return k;
+}
+
+// Only from the handshake, which tells who opened the connection.
+std::uint32_t Correlator::classify_hop(const Segment& seg) {
+    if (!(seg.flags & kSyn) || awaiting_hop_.empty()) return kSlotUnseen;
+    const bool forward = !(seg.flags & kAck);
+    const Endpoint& client = forward ? seg.src : seg.dst;
+    auto it = awaiting_hop_.find(addr_key(client.addr));
+    if (it == awaiting_hop_.end()) return kSlotUnseen;
+    auto& list = it->second;
+    prune_awaiting(list, seg);
+    std::vector<std::uint32_t> matches;
+    for (auto p : list)
+        if (may_be_hop(flows_[p], seg, forward)) matches.push_back(p);
+    if (list.empty()) awaiting_hop_.erase(it);
+    if (matches.empty()) return kSlotUnseen;
+    std::uint32_t idx = new_flow(seg, Role::Relay, client, forward ? seg.dst : seg.src);
+    if (idx == kNone) return kSlotIgnored;
+    flows_[idx].hop_only = true;
+    add_event(seg.frame, idx, kEvRelayFirst);
+    link_candidates(idx, seg, matches);
+    unclassified_.erase(seg.stream);
+    return kSlotBase + idx;
+}
+
 std::uint32_t Correlator::classify(const Segment& seg, std::uint32_t slot) {
     if (slot == kSlotUnseen) {
         // A new connection towards a port a proxy client asked for: maybe the relay leg.
@@ -99,14 +140,7 @@ std::uint32_t Correlator::classify(const Segment& seg, std::uint32_t slot) {
             if (it == awaiting_.end()) continue;
             std::vector<std::uint32_t> matches;
             auto& list = it->second;
-            // Drop proxy legs whose window has closed; capture time only moves forward.
-            list.erase(std::remove_if(list.begin(), list.end(),
-                                      [&](std::uint32_t p) {
-                                          const Flow& f = flows_[p];
-                                          return f.benign || seg.time > f.request_time + cfg_.pair_window ||
-                                                 (f.response_frame && seg.time > f.response_time + cfg_.slack);
-                                      }),
-                       list.end());
+            prune_awaiting(list, seg);
             for (auto p : list)
                 if (may_be_relay(flows_[p], seg, port, forward != 0)) matches.push_back(p);
             if (list.empty()) awaiting_.erase(it);
@@ -120,6 +154,10 @@ std::uint32_t Correlator::classify(const Segment& seg, std::uint32_t slot) {
             unclassified_.erase(seg.stream);
             return kSlotBase + idx;
         }
+        // A new connection from a proxy that was just asked to reach a mail
+        // server: maybe the proxy passing the request to the next proxy of a
+        // chain (an upstream it is configured with).
+        if (std::uint32_t hop = classify_hop(seg); hop != kSlotUnseen) return hop;
     }
     if (seg.len == 0) {
         // Remember where each side's data starts, so that a first data segment
@@ -189,13 +227,36 @@ std::uint32_t Correlator::classify_payload(const Segment& seg) {
     if (looks_like_socks(seg.data, seg.len)) {
         std::uint32_t idx = new_flow(seg, Role::Proxy, seg.src, seg.dst);
         if (idx == kNone) return kSlotIgnored;
-        Flow& f = flows_[idx];
-        f.method = seg.data[0] == 0x05 ? Method::Socks5 : Method::Socks4;
-        f.live->client_phase = kSocks;
-        f.live->server_phase = kSocksReply;
+        begin_request(flows_[idx], seg.data, seg.len);
         return kSlotBase + idx;
     }
     return kSlotIgnored;
+}
+
+// Parser phases for a proxy request starting with these bytes (SOCKS or HTTP).
+void Correlator::begin_request(Flow& f, const std::uint8_t* d, std::size_t n) {
+    LiveState& lv = *f.live;
+    lv.http[0].reset();
+    lv.http[1].reset();
+    lv.socks[0].clear();
+    lv.socks[1].clear();
+    if (looks_like_socks(d, n)) {
+        f.method = d[0] == 0x05 ? Method::Socks5 : Method::Socks4;
+        lv.client_phase = kSocks;
+        lv.server_phase = kSocksReply;
+    } else {
+        lv.client_phase = kReqLine;
+        lv.server_phase = kIdle;
+    }
+}
+
+// The first bytes a tunnel carries from its client, before the server said
+// anything: another proxy request means a chain of proxies.
+bool Correlator::starts_chain(const Flow& f, const std::uint8_t* d, std::size_t n) const {
+    if (f.role == Role::Proxy && (!relays_verbatim(f.method) || f.status == Status::Refused)) return false;
+    if (f.role == Role::Relay && f.hop) return false;
+    if (f.via.size() >= kMaxChain) return false;
+    return looks_like_proxy_request(d, n) || looks_like_socks(d, n);
 }
 
 void Correlator::replay_held(std::uint32_t idx, StreamId stream) {
@@ -363,13 +424,20 @@ void Correlator::process(std::uint32_t idx, const Segment& seg) {
         });
     Flow& g = flows_[idx];  // no flow is created above, but stay explicit
     if (g.live) {
+        if ((seg.flags & (kFin | kRst)) && !g.live->fin[0] && !g.live->fin[1] && !from_client) {
+            g.server_closed_first = true;
+            // An absolute-URI relay's mail server hanging up on the HTTP lines
+            // before answering any command of the body.
+            if (g.role == Role::Relay && g.smtp && g.smtp->replies_to_smtp() == 0 && g.smtp->replies_to_other() > 0)
+                add_event(seg.frame, idx, kEvServerDropped);
+        }
         if (seg.flags & kFin) g.live->fin[d] = true;
         if ((seg.flags & kRst) || (g.live->fin[0] && g.live->fin[1])) g.release_pending = true;
     }
     if (g.release_pending) {
         g.release_pending = false;
         release(idx);
-        if (g.role == Role::Relay) content_changed(idx);  // a closed relay is final evidence
+        if (!g.tunnels.empty()) content_changed(idx);  // a closed relay is final evidence
     }
     if (g.benign) slots_[g.stream] = kSlotIgnored;
     account(idx);
@@ -613,11 +681,13 @@ void Correlator::set_request(std::uint32_t idx, Method m, const std::string& hos
                              bool literal, const Segment& seg) {
     Flow& f = flows_[idx];
     bool mail = is_mail_port(port);
-    // The incident starts at the first request that makes the leg suspect.
-    if (!f.request_frame || (mail && !f.mail_port)) {
+    // The incident starts at the first request that makes the leg suspect;
+    // in a chain the client builds, at its first request.
+    if (!f.request_frame || (mail && !f.mail_port && f.via.empty())) {
         f.request_frame = seg.frame;
         f.request_time = seg.time;
     }
+    f.target_frame = seg.frame;
     f.method = m;
     f.target_host = host;
     f.target_port = port;
@@ -628,9 +698,11 @@ void Correlator::set_request(std::uint32_t idx, Method m, const std::string& hos
         f.target_literal = f.target_addr.valid();
     }
     f.mail_port = f.mail_port || mail;
-    f.status = Status::NoResponse;
-    f.status_code = 0;
-    f.response_frame = 0;
+    if (f.via.empty()) {  // a chain's outcome stays the first proxy's answer (set_response)
+        f.status = Status::NoResponse;
+        f.status_code = 0;
+        f.response_frame = 0;
+    }
     f.benign = false;
     add_event(seg.frame, idx, kEvRequest);
     if (f.live && !is_socks(m)) f.live->server_phase = kStatus;
@@ -639,6 +711,10 @@ void Correlator::set_request(std::uint32_t idx, Method m, const std::string& hos
     if (mail || (cfg_.content_detection && relays_verbatim(m))) {
         auto& list = awaiting_[port];
         if (list.empty() || list.back() != idx) list.push_back(idx);
+        if (mail && relays_verbatim(m)) {
+            auto& hops = awaiting_hop_[addr_key(f.server.addr)];
+            if (hops.size() < cfg_.max_candidates && (hops.empty() || hops.back() != idx)) hops.push_back(idx);
+        }
     } else if (!mail) {
         mark_benign(idx);
     }
@@ -646,11 +722,14 @@ void Correlator::set_request(std::uint32_t idx, Method m, const std::string& hos
 
 void Correlator::set_response(std::uint32_t idx, bool granted, std::uint16_t code, const Segment& seg) {
     Flow& f = flows_[idx];
+    add_event(seg.frame, idx, kEvResponse);
+    // In a chain the client builds, the first proxy's answer stands unless a
+    // later proxy refuses.
+    if (!f.via.empty() && granted) return;
     f.status = granted ? Status::Established : Status::Refused;
     f.status_code = code;
     f.response_frame = seg.frame;
     f.response_time = seg.time;
-    add_event(seg.frame, idx, kEvResponse);
     if (!granted && !f.mail_port) mark_benign(idx);
 }
 
@@ -658,6 +737,26 @@ void Correlator::tunnel_bytes(std::uint32_t idx, bool from_client, const std::ui
                               const Segment& seg) {
     Flow& f = flows_[idx];
     if (f.benign) return;
+    if (f.live && !f.live->tunnel_started) {
+        if (from_client && starts_chain(f, d, n)) {
+            if (f.role == Role::Relay) {
+                // The relay leg is itself a proxy request: the next hop of a chain.
+                f.role = Role::Proxy;
+                f.hop = true;
+                f.hop_only = false;  // confirmed
+            } else {
+                f.via.push_back(Hop{f.method, f.target_host, f.target_port});
+            }
+            begin_request(f, d, n);
+            proxy_bytes(idx, true, d, n, seg);
+            return;
+        }
+        if (f.hop_only) {
+            drop_hop_candidate(idx);
+            return;
+        }
+        f.live->tunnel_started = true;
+    }
     if (f.role == Role::Proxy && !f.mail_port && !cfg_.content_detection) return;
     if (!f.smtp) f.smtp = std::make_unique<SmtpSession>();
     SmtpSession& s = *f.smtp;
@@ -675,6 +774,21 @@ void Correlator::tunnel_bytes(std::uint32_t idx, bool from_client, const std::ui
         return;
     }
     if (s.stamps(true).size() + s.stamps(false).size() != before) content_changed(idx);
+}
+
+// A connection from the proxy taken for the next hop of a chain that does not
+// start with a proxy request: unrelated, forget it.
+void Correlator::drop_hop_candidate(std::uint32_t idx) {
+    Flow& f = flows_[idx];
+    std::vector<std::uint32_t> work;
+    for (std::size_t i = 0; i < f.tunnels.size(); ++i) {
+        flows_[f.tunnels[i]].links[f.tunnel_links[i]].mismatch = true;
+        work.push_back(f.tunnels[i]);
+    }
+    // Released once the segment is processed (we may be inside its reassembler).
+    f.benign = true;
+    f.release_pending = true;
+    settle(std::move(work));
 }
 
 void Correlator::mark_benign(std::uint32_t idx) {

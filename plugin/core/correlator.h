@@ -61,6 +61,7 @@ enum Event : std::uint16_t {
     kEvGap = 1u << 8,         // bytes missing from the capture; parsing resynchronised
     kEvMalformed = 1u << 9,   // request line is not well-formed HTTP
     kEvCandidatesCapped = 1u << 10,
+    kEvServerDropped = 1u << 11,  // a relay's mail server hung up after rejecting the HTTP lines
 };
 
 struct FrameNote {
@@ -84,7 +85,22 @@ struct View {
     std::vector<StreamId> tunnel_candidates;  // on a relay leg when ambiguous
     const SmtpSession* smtp = nullptr;        // where the envelope comes from
     Addr target_addr;                         // resolved target, when known
+    // Chains of proxies: the proxies in order, and the legs seen (first proxy
+    // leg, hops, relay). Empty for a single proxy.
+    struct ChainProxy {
+        std::string proxy;  // "ip:port" or the host:port a request named
+        Method method = Method::Connect;  // how that proxy was asked
+    };
+    std::vector<ChainProxy> chain;
+    std::vector<const Flow*> chain_legs;
+    const Flow* last_proxy = nullptr;  // the proxy leg whose relay is the mail server's
+    // Absolute-URI relay: how the mail server took the HTTP lines
+    // ("rejected-lines", "dropped", "none"); null otherwise.
+    const char* reaction = nullptr;
 };
+
+// How a relay leg's mail server reacted to an absolute-URI request.
+const char* relay_reaction(const Flow& relay);
 
 struct Counters {
     std::uint64_t segments = 0;
@@ -127,7 +143,15 @@ private:
     static constexpr std::uint32_t kSlotBase = 3;
     static constexpr std::uint32_t kSlotHandled = 0xFFFFFFFFu;  // classify() already processed it
 
+    static constexpr std::size_t kMaxChain = 4;  // proxies followed in one chain
+
     std::uint32_t classify(const Segment& seg, std::uint32_t slot);
+    std::uint32_t classify_hop(const Segment& seg);
+    void prune_awaiting(std::vector<std::uint32_t>& list, const Segment& seg) const;
+    static std::string addr_key(const Addr& a);
+    void begin_request(Flow& f, const std::uint8_t* d, std::size_t n);
+    bool starts_chain(const Flow& f, const std::uint8_t* d, std::size_t n) const;
+    void drop_hop_candidate(std::uint32_t idx);
     std::uint32_t classify_payload(const Segment& seg);
     void replay_held(std::uint32_t idx, StreamId stream);
     FrameNote* note_slot(FrameNum frame);
@@ -152,7 +176,11 @@ private:
     void account(std::uint32_t idx);
 
     // Relay matching and pairing (pairing.cpp).
+    bool in_window(const Flow& proxy, const Segment& seg) const;
     bool may_be_relay(const Flow& proxy, const Segment& seg, std::uint16_t port, bool forward) const;
+    bool may_be_hop(const Flow& proxy, const Segment& seg, bool forward) const;
+    // The proxy leg an incident starts from, up a chain of hops.
+    std::uint32_t chain_head(std::uint32_t idx) const;
     void link_candidates(std::uint32_t relay_idx, const Segment& seg, const std::vector<std::uint32_t>& proxies);
     void content_changed(std::uint32_t idx);
     void evaluate(Flow& proxy, Link& link);
@@ -173,6 +201,9 @@ private:
     bool table_full_noted_ = false;
     // Proxy legs still waiting for their relay, by requested port.
     std::unordered_map<std::uint16_t, std::vector<std::uint32_t>> awaiting_;
+    // Proxy legs asked for a mail server, by the proxy's address: a new
+    // connection from there may be the proxy passing the request upstream.
+    std::unordered_map<std::string, std::vector<std::uint32_t>> awaiting_hop_;
     std::unordered_map<std::string, std::vector<Addr>> dns_;
     // Streams whose handshake we saw but whose first data is not classified
     // yet: where their data starts, and segments that arrived early.

@@ -31,6 +31,14 @@ inline bool relays_verbatim(Method m) { return m == Method::Connect || is_socks(
 enum class Status : std::uint8_t { NoResponse, Established, Refused };
 const char* status_name(Status s);
 
+// A request that asked a proxy to reach the next proxy of a chain the client
+// builds itself (its tunnel then carried the next request).
+struct Hop {
+    Method method = Method::Connect;
+    std::string host;  // as written
+    std::uint16_t port = 0;
+};
+
 // Evidence linking a proxy leg to one relay candidate.
 struct Link {
     std::uint32_t relay = kNone;  // flow index
@@ -50,6 +58,7 @@ struct LiveState {
     std::uint8_t server_phase = 0;
     bool fin[2] = {false, false};
     bool interim = false;  // inside a 1xx response's headers
+    bool tunnel_started = false;  // bytes passed through the tunnel (either way)
 };
 
 struct Flow {
@@ -60,8 +69,10 @@ struct Flow {
     FrameNum first_frame = 0;
     FrameNum last_frame = 0;
 
-    // Proxy leg: the request and its outcome.
+    // Proxy leg: the request and its outcome. In a chain the client builds,
+    // `via` holds the earlier requests and method/target the innermost one.
     Method method = Method::Connect;
+    std::vector<Hop> via;
     std::string target_host;  // as written
     std::uint16_t target_port = 0;
     bool target_literal = false;
@@ -69,7 +80,8 @@ struct Flow {
     bool mail_port = false;
     bool proxy_auth = false;   // the request carried credentials for the proxy
     bool malformed = false;    // the request line was not well-formed HTTP
-    FrameNum request_frame = 0;
+    FrameNum request_frame = 0;  // where the incident starts
+    FrameNum target_frame = 0;   // the request naming the current target
     double request_time = 0;
     FrameNum response_frame = 0;
     double response_time = 0;
@@ -86,6 +98,9 @@ struct Flow {
     std::vector<std::uint32_t> tunnels;
     std::vector<std::uint32_t> tunnel_links;
     std::uint32_t owner = kNone;
+    bool hop = false;        // a relay candidate that turned out to be a proxy request itself
+    bool hop_only = false;   // a candidate only as the next proxy of a chain, not by target
+    bool server_closed_first = false;  // the server side ended the connection first
     bool closed = false;
     bool evicted = false;
     std::size_t live_bytes = 0;  // parser memory counted against the budget
@@ -93,6 +108,9 @@ struct Flow {
 
     std::unique_ptr<SmtpSession> smtp;
     std::unique_ptr<LiveState> live;
+
+    // How the client first asked: the outermost request of a chain it builds.
+    Method first_method() const { return via.empty() ? method : via.front().method; }
 
     bool suspect_proxy() const {
         return role == Role::Proxy && request_frame != 0 &&

@@ -17,12 +17,15 @@
 #include "correlator.h"
 
 namespace soh {
-bool Correlator::may_be_relay(const Flow& p, const Segment& seg, std::uint16_t port, bool forward) const {
-    if (p.role != Role::Proxy || p.benign || !p.request_frame || p.target_port != port) return false;
-    if (p.stream == seg.stream) return false;
+bool Correlator::in_window(const Flow& p, const Segment& seg) const {
+    if (p.role != Role::Proxy || p.benign || !p.request_frame || p.stream == seg.stream) return false;
     if (seg.time < p.request_time - cfg_.slack) return false;
     if (seg.time > p.request_time + cfg_.pair_window) return false;
-    if (p.response_frame && seg.time > p.response_time + cfg_.slack) return false;
+    return !(p.response_frame && seg.time > p.response_time + cfg_.slack);
+}
+
+bool Correlator::may_be_relay(const Flow& p, const Segment& seg, std::uint16_t port, bool forward) const {
+    if (p.target_port != port || !in_window(p, seg)) return false;
     const Endpoint& rc = forward ? seg.src : seg.dst;
     const Endpoint& rs = forward ? seg.dst : seg.src;
     // The client reaching the target directly is not a relay.
@@ -31,6 +34,16 @@ bool Correlator::may_be_relay(const Flow& p, const Segment& seg, std::uint16_t p
     if (const auto* addrs = resolve(p.target_host))
         return std::find(addrs->begin(), addrs->end(), rs.addr) != addrs->end();
     return rc.addr == p.server.addr;
+}
+
+// The next proxy of a chain the proxy is configured with: a connection from
+// the proxy's own address, opened in the request's window, that then carries
+// a proxy request (checked on its first bytes, see tunnel_bytes).
+bool Correlator::may_be_hop(const Flow& p, const Segment& seg, bool forward) const {
+    if (!relays_verbatim(p.method) || !in_window(p, seg)) return false;
+    const Endpoint& rc = forward ? seg.src : seg.dst;
+    const Endpoint& rs = forward ? seg.dst : seg.src;
+    return rc.addr == p.server.addr && rs.addr != p.client.addr;
 }
 
 void Correlator::link_candidates(std::uint32_t relay_idx, const Segment& seg,
@@ -79,12 +92,12 @@ void Correlator::content_changed(std::uint32_t idx) {
     if (f.role == Role::Proxy) {
         for (Link& l : f.links) evaluate(f, l);
         if (!f.links.empty()) work.push_back(idx);
-    } else {
-        for (std::size_t i = 0; i < f.tunnels.size(); ++i) {
-            Flow& p = flows_[f.tunnels[i]];
-            evaluate(p, p.links[f.tunnel_links[i]]);
-            work.push_back(f.tunnels[i]);
-        }
+    }
+    // A relay leg, or a hop of a chain: the proxy legs it may belong to.
+    for (std::size_t i = 0; i < f.tunnels.size(); ++i) {
+        Flow& p = flows_[f.tunnels[i]];
+        evaluate(p, p.links[f.tunnel_links[i]]);
+        work.push_back(f.tunnels[i]);
     }
     settle(std::move(work));
 }
@@ -145,52 +158,110 @@ View Correlator::view(const FrameNote& n) const {
     return v;
 }
 
+std::uint32_t Correlator::chain_head(std::uint32_t idx) const {
+    for (std::size_t i = 0; i <= kMaxChain; ++i) {
+        const std::uint32_t up = flows_[idx].owner;
+        if (up == kNone || !flows_[up].suspect_proxy()) break;
+        idx = up;
+    }
+    return idx;
+}
+
+const char* relay_reaction(const Flow& relay) {
+    if (!relay.smtp) return "none";
+    const SmtpSession& s = *relay.smtp;
+    if (s.replies_to_smtp() > 0) return "rejected-lines";
+    if (s.replies_to_other() > 0 && relay.server_closed_first) return "dropped";
+    return "none";
+}
+
 void Correlator::view_into(const FrameNote& n, View& v) const {
     v.suspect = false;
     v.leg = "";
-    v.proxy = v.relay = v.self = nullptr;
+    v.proxy = v.relay = v.self = v.last_proxy = nullptr;
     v.pairing = Pairing::None;
     v.relay_candidates.clear();
     v.tunnel_candidates.clear();
+    v.chain.clear();
+    v.chain_legs.clear();
     v.smtp = nullptr;
+    v.reaction = nullptr;
     v.target_addr = Addr{};
     if (n.flow == kNone) return;
     const Flow& f = flows_[n.flow];
     v.self = &f;
-    if (f.role == Role::Proxy) {
+    const std::uint32_t head = chain_head(n.flow);
+    if (head != n.flow) {
+        // A hop or relay leg owned by an incident's proxy leg.
+        v.suspect = true;
+        v.leg = f.role == Role::Proxy ? "hop" : "relay";
+        v.proxy = &flows_[head];
+    } else if (f.role == Role::Proxy) {
         if (!f.suspect_proxy() || n.frame < f.request_frame) return;
         v.suspect = true;
         v.leg = f.status == Status::Refused ? "attempt" : "tunnel";
         v.proxy = &f;
-        if (f.paired != kNone) {
-            v.pairing = Pairing::Unique;
-            v.relay = &flows_[f.paired];
-        } else if (count_survivors(n.flow, nullptr) > 1) {
-            v.pairing = Pairing::Ambiguous;
-            const bool content = has_content(f);
-            for (const Link& l : f.links)
-                if (survives(n.flow, l, content)) v.relay_candidates.push_back(flows_[l.relay].stream);
-        }
     } else {
-        if (f.owner != kNone && flows_[f.owner].suspect_proxy()) {
-            v.suspect = true;
-            v.pairing = Pairing::Unique;
-            v.proxy = &flows_[f.owner];
-        } else {
-            for (std::size_t i = 0; i < f.tunnels.size(); ++i) {
-                const std::uint32_t t = f.tunnels[i];
-                const Flow& p = flows_[t];
-                if (!p.suspect_proxy() || !survives(t, p.links[f.tunnel_links[i]], has_content(p))) continue;
-                if (!v.proxy) v.proxy = &p;
-                v.tunnel_candidates.push_back(p.stream);
-            }
-            if (!v.proxy) return;
-            v.suspect = true;
-            v.pairing = Pairing::Ambiguous;
+        for (std::size_t i = 0; i < f.tunnels.size(); ++i) {
+            const std::uint32_t t = f.tunnels[i];
+            const Flow& p = flows_[t];
+            if (!p.suspect_proxy() || !survives(t, p.links[f.tunnel_links[i]], has_content(p))) continue;
+            if (!v.proxy) v.proxy = &p;
+            v.tunnel_candidates.push_back(p.stream);
         }
+        if (!v.proxy) return;
+        v.suspect = true;
         v.leg = "relay";
+        v.pairing = Pairing::Ambiguous;
         v.relay = &f;
+        v.last_proxy = v.proxy;
     }
+    if (!v.relay) {
+        // Down the chain from the first proxy leg: each leg paired with the next.
+        std::uint32_t at = static_cast<std::uint32_t>(v.proxy - flows_.data());
+        v.chain_legs.push_back(v.proxy);
+        for (std::size_t i = 0; i <= kMaxChain; ++i) {
+            const Flow& p = flows_[at];
+            if (p.paired == kNone) break;
+            const Flow& next = flows_[p.paired];
+            v.chain_legs.push_back(&next);
+            if (next.role != Role::Proxy) break;
+            at = p.paired;
+        }
+        const Flow& last = *v.chain_legs.back();
+        if (last.role == Role::Relay) {
+            v.pairing = Pairing::Unique;
+            v.relay = &last;
+            v.last_proxy = v.chain_legs[v.chain_legs.size() - 2];
+        } else {
+            v.last_proxy = &last;
+            if (count_survivors(at, nullptr) > 1) {
+                v.pairing = Pairing::Ambiguous;
+                const bool content = has_content(last);
+                for (const Link& l : last.links)
+                    if (survives(at, l, content)) v.relay_candidates.push_back(flows_[l.relay].stream);
+            }
+        }
+        // The proxies in order: the legs between proxies when the capture has
+        // them, else the requests a client-built chain sent through its tunnel.
+        std::size_t proxy_legs = v.chain_legs.size() - (v.relay ? 1 : 0);
+        if (proxy_legs > 1 || !v.proxy->via.empty()) {
+            v.chain.push_back({v.proxy->server.str(), v.proxy->first_method()});
+            if (proxy_legs > 1) {
+                for (std::size_t i = 1; i < proxy_legs; ++i)
+                    v.chain.push_back({v.chain_legs[i]->server.str(), v.chain_legs[i]->first_method()});
+            } else {
+                const auto& via = v.proxy->via;
+                for (std::size_t i = 0; i < via.size(); ++i) {
+                    bool v6 = via[i].host.find(':') != std::string::npos;
+                    std::string where = (v6 ? "[" + via[i].host + "]" : via[i].host) + ":" + std::to_string(via[i].port);
+                    v.chain.push_back({where, i + 1 < via.size() ? via[i + 1].method : v.proxy->method});
+                }
+            }
+        }
+        if (v.chain.empty()) v.chain_legs.clear();
+    }
+    if (v.relay && !relays_verbatim(v.proxy->first_method())) v.reaction = relay_reaction(*v.relay);
     // The envelope: from the relay leg when it is known, since it holds what
     // the mail server really answered (an absolute-URI client never sees the
     // replies); else from the tunnel.

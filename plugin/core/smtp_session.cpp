@@ -198,6 +198,7 @@ void SmtpSession::client_line(std::string_view line, bool overlong) {
         if (line.size() == 4 || line[4] == ' ') {
             env_.helo = printable(trim(line.substr(4)), 255);
             push(Cmd::Helo);
+            client_smtp_ = true;
             mark_smtp();
         } else {
             push(Cmd::Other);
@@ -207,6 +208,7 @@ void SmtpSession::client_line(std::string_view line, bool overlong) {
         ++env_.mail_from_count;
         if (env_.mail_from.size() < kMaxListed) env_.mail_from.push_back(printable(path_arg(rest), 255));
         push(Cmd::Mail);
+        client_smtp_ = true;
         mark_smtp();
     } else if (iprefix(line, "RCPT TO:") || iprefix(line, "RCPT TO :")) {
         std::string_view rest = line.substr(line.find(':') + 1);
@@ -214,6 +216,7 @@ void SmtpSession::client_line(std::string_view line, bool overlong) {
         if (FrameCounts* c = count_slot()) ++c->rcpts;
         if (env_.rcpt_to.size() < kMaxListed) env_.rcpt_to.push_back(printable(path_arg(rest), 255));
         push(Cmd::Rcpt);
+        client_smtp_ = true;
         mark_smtp();
     } else if (iprefix(line, "DATA") && line.size() == 4) {
         push(Cmd::Data);
@@ -276,6 +279,7 @@ void SmtpSession::server_line(std::string_view line) {
         return;
     }
     pending_.pop_front();
+    ++(c == Cmd::Other ? replies_other_ : replies_smtp_);
     bool ok = code >= 200 && code < 300;
     switch (c) {
         case Cmd::Rcpt:

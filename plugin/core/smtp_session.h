@@ -82,6 +82,13 @@ public:
     bool opaque() const { return opaque_; }
     FrameNum starttls_frame() const { return starttls_frame_; }
 
+    // The client sent a well-formed EHLO/HELO/MAIL/RCPT (not only the server greeted).
+    bool client_smtp() const { return client_smtp_; }
+    // Replies the server gave to SMTP commands, and to lines that are none
+    // (e.g. the HTTP request line an absolute-URI relay delivers first).
+    std::uint32_t replies_to_smtp() const { return replies_smtp_; }
+    std::uint32_t replies_to_other() const { return replies_other_; }
+
     const Envelope& envelope() const { return env_; }
     const std::vector<SmtpNote>& notes() const { return notes_; }
     // Envelope growth of one frame (zeroes when nothing grew there).
@@ -113,6 +120,9 @@ private:
     bool not_smtp_ = false;
     bool tls_first_ = false;
     bool seen_client_bytes_ = false;
+    bool client_smtp_ = false;
+    std::uint32_t replies_smtp_ = 0;
+    std::uint32_t replies_other_ = 0;
     bool seen_server_bytes_ = false;
     std::uint32_t client_lines_ = 0;
     std::uint64_t bytes_ = 0;

@@ -21,6 +21,7 @@ struct Fields {
     int helo = -1, mail_from = -1, rcpt_to = -1, messages = -1, rcpt_count = -1;
     int mail_from_count = -1, rcpt_accepted = -1, starttls = -1, auth = -1, greeting = -1;
     int proxy_auth = -1, malformed = -1, line = -1;
+    int chain_length = -1, chain_proxy = -1, chain_method = -1, chain_stream = -1, reaction = -1;
 };
 
 struct Experts {
@@ -35,6 +36,8 @@ struct Experts {
     expert_field gap = EI_INIT;
     expert_field evicted = EI_INIT;
     expert_field table_full = EI_INIT;
+    expert_field chained = EI_INIT;
+    expert_field server_dropped = EI_INIT;
 };
 
 // Other protocols and taps the glue refers to.

@@ -81,7 +81,8 @@ using namespace soh::glue;
 
 extern "C" void soh_register_protocol(void) {
     static hf_register_info fields[] = {
-        STR(leg, "Leg", "leg", "tunnel (client to proxy), relay (proxy to target) or attempt (refused request)"),
+        STR(leg, "Leg", "leg",
+            "tunnel (client to proxy), hop (proxy to next proxy of a chain), relay (proxy to target) or attempt (refused request)"),
         STR(method, "Method", "method", "How the proxy was asked to connect: CONNECT, POST, SOCKS5, ..."),
         UINT(tunnel_stream, "Tunnel stream", "tunnel.stream", FT_UINT32, "tcp.stream of the client-to-proxy leg"),
         UINT(relay_stream, "Relay stream", "relay.stream", FT_UINT32, "tcp.stream of the paired proxy-to-target leg"),
@@ -115,6 +116,13 @@ extern "C" void soh_register_protocol(void) {
         BOOL(proxy_auth, "Proxy credentials", "proxy_auth", "The request carried Proxy-Authorization"),
         BOOL(malformed, "Malformed request", "malformed", "The request line is not well-formed HTTP"),
         STR(line, "SMTP line", "line", "SMTP command or reply in this frame, C: client, S: server"),
+        UINT(chain_length, "Proxies in chain", "chain.length", FT_UINT32, "Number of proxies the mail went through"),
+        STR(chain_proxy, "Chain proxy", "chain.proxy", "A proxy of the chain, in order (address:port, or host:port as requested)"),
+        STR(chain_method, "Chain method", "chain.method", "How that proxy of the chain was asked"),
+        UINT(chain_stream, "Chain stream", "chain.stream", FT_UINT32, "tcp.stream of each leg of the chain, in order"),
+        STR(reaction, "Mail server reaction", "relay.reaction",
+            "Absolute-URI relay: rejected-lines (the mail server answered the HTTP lines with errors and read on), "
+            "dropped (it hung up on them), none"),
     };
     static gint* etts[] = {&ett_soh, &ett_envelope};
     static ei_register_info experts[] = {
@@ -138,6 +146,10 @@ extern "C" void soh_register_protocol(void) {
             "Bytes missing from the capture; parsing resynchronised", EXPFILL } },
         { &ei.evicted, { "smtp-over-http.evicted", PI_PROTOCOL, PI_NOTE,
             "Tracking state evicted to respect the memory cap", EXPFILL } },
+        { &ei.chained, { "smtp-over-http.chained", PI_SECURITY, PI_WARN,
+            "Proxy chain: the proxy passes the tunnel on to another proxy", EXPFILL } },
+        { &ei.server_dropped, { "smtp-over-http.server_dropped", PI_SECURITY, PI_NOTE,
+            "The mail server hung up on the HTTP request line of an absolute-URI relay", EXPFILL } },
         { &ei.table_full, { "smtp-over-http.table_full", PI_PROTOCOL, PI_NOTE,
             "Connection not tracked: flow table full", EXPFILL } },
     };

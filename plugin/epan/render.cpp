@@ -11,6 +11,7 @@
 #include <epan/tap.h>
 
 #include <cstdio>
+#include <cstring>
 
 #include "glue.h"
 #include "stats.h"
@@ -77,9 +78,13 @@ void render_lines(proto_tree* t, tvbuff_t* tvb, const Flow& f, FrameNum frame) {
 
 void summarise(char* out, std::size_t n, const View& v) {
     const Flow& p = *v.proxy;
-    char client[kEndpointLen], proxy[kEndpointLen], target[300];
+    char client[kEndpointLen], proxy[300], target[300];
     fmt_endpoint(client, sizeof client, p.client);
     fmt_endpoint(proxy, sizeof proxy, p.server);
+    for (std::size_t i = 1; i < v.chain.size(); ++i) {  // "P -> proxy Q -> proxy R"
+        std::size_t used = std::strlen(proxy);
+        std::snprintf(proxy + used, sizeof proxy - used, " -> proxy %s", v.chain[i].proxy.c_str());
+    }
     fmt_target(target, sizeof target, p);
     const Envelope* e = v.smtp ? &v.smtp->envelope() : nullptr;
     char relay[64];
@@ -95,7 +100,7 @@ void summarise(char* out, std::size_t n, const View& v) {
     else
         std::snprintf(status, sizeof status, "%s", status_name(p.status));
     std::snprintf(out, n, "%s %s, %s -> proxy %s -> %s (%s), %s, %u recipient%s, %u message%s", v.leg,
-                  method_name(p.method), client, proxy, target, status, relay, e ? e->rcpt_count : 0,
+                  method_name(p.first_method()), client, proxy, target, status, relay, e ? e->rcpt_count : 0,
                   e && e->rcpt_count == 1 ? "" : "s", e ? e->messages : 0, e && e->messages == 1 ? "" : "s");
 }
 
@@ -108,7 +113,8 @@ void tap_frame(packet_info* pinfo, const View& v, const Flow& self, std::uint16_
     const Flow& p = *v.proxy;
     const bool on_proxy_leg = &self == &p;
     TapRecord r{};
-    if (on_proxy_leg && (((ev & kEvRequest) && p.mail_port) || ((ev & kEvSmtpFirst) && !p.mail_port)))
+    if (on_proxy_leg && (((ev & kEvRequest) && p.mail_port && pinfo->num == p.target_frame) ||
+                         ((ev & kEvSmtpFirst) && !p.mail_port)))
         r.incidents = 1;
     if (self.smtp && on_proxy_leg == relays_verbatim(p.method)) {
         FrameCounts c = self.smtp->counts(pinfo->num);
@@ -124,7 +130,7 @@ void tap_frame(packet_info* pinfo, const View& v, const Flow& self, std::uint16_
     fmt_target(buf, sizeof buf, p);
     r.target = wmem_strdup(pinfo->pool, buf);
     r.leg = p.status == Status::Refused ? "attempt" : "tunnel";
-    r.method = method_name(p.method);
+    r.method = method_name(p.first_method());
     queue_stats(pinfo, r);
 }
 
@@ -171,7 +177,7 @@ void render(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree) {
     proto_tree* t = proto_item_add_subtree(ti, ett_soh);
 
     add_str(t, tvb, hf.leg, v.leg);
-    add_str(t, tvb, hf.method, method_name(p.method));
+    add_str(t, tvb, hf.method, method_name(p.first_method()));
     if (on_proxy_leg || v.pairing == Pairing::Unique) add_uint(t, tvb, hf.tunnel_stream, p.stream);
     if (v.relay && (!on_proxy_leg || v.pairing == Pairing::Unique)) add_uint(t, tvb, hf.relay_stream, v.relay->stream);
     if (on_proxy_leg || v.pairing == Pairing::Unique) {
@@ -198,10 +204,22 @@ void render(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree) {
     add_str(t, tvb, hf.status, status_name(p.status));
     // A SOCKS grant is code 0: show the code whenever the proxy answered with one.
     if (p.response_frame && (p.status_code || is_socks(p.method))) add_uint(t, tvb, hf.status_code, p.status_code);
-    add_bool(t, tvb, hf.smtp, p.smtp && p.smtp->smtp_seen());
+    // Through a tunnel, any SMTP dialogue; in an absolute-URI request, SMTP
+    // commands in the body (a mail server's banner alone does not count).
+    add_bool(t, tvb, hf.smtp,
+             p.smtp && (relays_verbatim(p.first_method()) ? p.smtp->smtp_seen() : p.smtp->client_smtp()));
     add_str(t, tvb, hf.pairing, pairing_name(v.pairing));
     for (StreamId s : v.relay_candidates) add_uint(t, tvb, hf.relay_candidate, s);
     for (StreamId s : v.tunnel_candidates) add_uint(t, tvb, hf.tunnel_candidate, s);
+    if (!v.chain.empty()) {
+        add_uint(t, tvb, hf.chain_length, static_cast<std::uint32_t>(v.chain.size()));
+        for (const auto& c : v.chain) {
+            add_str(t, tvb, hf.chain_proxy, c.proxy.c_str());
+            add_str(t, tvb, hf.chain_method, method_name(c.method));
+        }
+        for (const Flow* leg : v.chain_legs) add_uint(t, tvb, hf.chain_stream, leg->stream);
+    }
+    if (v.reaction) add_str(t, tvb, hf.reaction, v.reaction);
     if (p.proxy_auth) add_bool(t, tvb, hf.proxy_auth, true);
     if (p.malformed) add_bool(t, tvb, hf.malformed, true);
     if (v.smtp) render_envelope(t, tvb, *v.smtp);
@@ -214,9 +232,15 @@ void render(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree) {
     if (!ev) return;
     fmt_target(b, sizeof b, p);
     fmt_endpoint(a, sizeof a, p.server);
-    if (on_proxy_leg && (ev & kEvRequest) && p.mail_port)
-        expert_add_info_format(pinfo, ti, &ei.connect_mail_port, "Proxy %s asked (%s) to connect to mail port: %s", a,
-                               method_name(p.method), b);
+    if (on_proxy_leg && (ev & kEvRequest) && p.mail_port && pinfo->num == p.target_frame) {
+        if (p.via.empty())
+            expert_add_info_format(pinfo, ti, &ei.connect_mail_port, "Proxy %s asked (%s) to connect to mail port: %s",
+                                   a, method_name(p.method), b);
+        else
+            expert_add_info_format(pinfo, ti, &ei.connect_mail_port,
+                                   "Proxy %s:%u asked (%s), through the tunnel via proxy %s, to connect to mail port: %s",
+                                   p.via.back().host.c_str(), p.via.back().port, method_name(p.method), a, b);
+    }
     if (on_proxy_leg && (ev & kEvMalformed))
         expert_add_info_format(pinfo, ti, &ei.malformed, "Proxy request line is not well-formed HTTP");
     if (on_proxy_leg && (ev & kEvResponse) && p.status == Status::Refused)
@@ -225,9 +249,18 @@ void render(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree) {
     if (on_proxy_leg && (ev & kEvRequest) && v.pairing == Pairing::Ambiguous)
         expert_add_info_format(pinfo, ti, &ei.ambiguous, "Relay leg cannot be told apart: %u candidate streams",
                                static_cast<unsigned>(v.relay_candidates.size()));
-    if (on_proxy_leg && (ev & kEvSmtpFirst))
-        expert_add_info_format(pinfo, ti, &ei.smtp_in_tunnel, "SMTP dialogue inside the tunnel to %s", b);
-    if (!on_proxy_leg && (ev & kEvRelayFirst)) {
+    if (on_proxy_leg && (ev & kEvSmtpFirst)) {
+        if (relays_verbatim(p.first_method()))
+            expert_add_info_format(pinfo, ti, &ei.smtp_in_tunnel, "SMTP dialogue inside the tunnel to %s", b);
+        else if (p.smtp && p.smtp->client_smtp())  // not for a mail server's banner alone
+            expert_add_info_format(pinfo, ti, &ei.smtp_in_tunnel, "SMTP commands in the request body for %s", b);
+    }
+    if (!on_proxy_leg && (ev & kEvRelayFirst) && self.hop) {
+        fmt_addr(a, sizeof a, self.client.addr);
+        fmt_endpoint(b, sizeof b, self.server);
+        expert_add_info_format(pinfo, ti, &ei.chained, "Proxy chain: proxy %s passes tunnel stream %u on to proxy %s",
+                               a, p.stream, b);
+    } else if (!on_proxy_leg && (ev & kEvRelayFirst)) {
         fmt_addr(a, sizeof a, self.client.addr);
         if (v.pairing == Pairing::Unique)
             expert_add_info_format(pinfo, ti, &ei.relayed, "Relay leg: proxy %s connects to %s for tunnel stream %u",
@@ -237,6 +270,9 @@ void render(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree) {
                                    "Relay leg: proxy %s connects to %s for one of %u tunnels", a, b,
                                    static_cast<unsigned>(v.tunnel_candidates.size()));
     }
+    if (!on_proxy_leg && (ev & kEvServerDropped) && v.reaction && std::strcmp(v.reaction, "dropped") == 0)
+        expert_add_info_format(pinfo, ti, &ei.server_dropped,
+                               "Mail server hung up on the HTTP request line: no SMTP command of the body was answered");
     if (!on_proxy_leg && (ev & kEvCandidatesCapped))
         expert_add_info_format(pinfo, ti, &ei.ambiguous, "Too many relay candidates: list capped at %zu",
                                engine->config().max_candidates);

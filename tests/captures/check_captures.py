@@ -38,6 +38,17 @@ Definitions (the contract the plugin is held to):
 - Envelope (incidents with smtp = true): on every tunnel frame from the
   request frame on, smtp.helo, the smtp.mail_from list (in order),
   smtp.rcpt_count and smtp.messages equal the labels.
+- Chains (incidents with `hops`): every hop leg (proxy to next proxy) from
+  its first payload frame on carries leg `hop`, tunnel.stream = the first
+  leg and relay.stream = the last; every frame of the tunnel, hop and relay
+  legs carries chain.length = hops + 1 and chain.stream = the streams of all
+  legs in order. Pairing is correct only when all of this holds too.
+- Mail server reaction (incidents with `relay_reaction`, relay visible): on
+  every tunnel frame, relay.reaction equals the label. Counted with pairing.
+
+Figures are reported per capture, in total, and per form (the method of the
+first request, "+chain" for chains), so each way of asking a proxy is
+measured on its own.
 
 One check = one capture; a capture passes when it has no failure.  The exit
 status is non-zero when any capture fails, when the plugin is not loaded,
@@ -62,7 +73,9 @@ from tshark_env import CONTRACT_FIELDS, TsharkEnv, TsharkError  # noqa: E402
 P = "smtp-over-http."
 BASE_FIELDS = ["frame.number", "tcp.stream", "ip.src", "ipv6.src", "tcp.srcport",
                "ip.dst", "ipv6.dst", "tcp.dstport", "tcp.len"]
-FIELDS = BASE_FIELDS + CONTRACT_FIELDS
+# Beyond the contract: chains and the mail server's reaction to absolute-URI relay.
+EXTRA_FIELDS = ["smtp-over-http.chain.length", "smtp-over-http.chain.stream", "smtp-over-http.relay.reaction"]
+FIELDS = BASE_FIELDS + CONTRACT_FIELDS + EXTRA_FIELDS
 TRUE = {"1", "true", "True", "TRUE"}
 FALSE = {"0", "false", "False", "FALSE"}
 MAX_DETAILS = 3           # mismatching frames quoted per check
@@ -143,6 +156,13 @@ class Case:
         self.m = dict(incidents=0, detected=0, fp_frames=0, pairing_total=0,
                       pairing_correct=0, pairing_ambiguous=0, envelope_total=0,
                       envelope_match=0, frames=0, flagged_frames=0)
+        self.forms = {}  # form -> the same counters, per way of asking the proxy
+
+    def count(self, form, key, n=1):
+        self.m[key] += n
+        f = self.forms.setdefault(form, dict(incidents=0, detected=0, pairing_total=0, pairing_correct=0,
+                                             pairing_ambiguous=0, envelope_total=0, envelope_match=0))
+        f[key] += n
 
     def fail(self, msg):
         self.errors.append(msg)
@@ -177,6 +197,13 @@ def find_stream(eps, client, server, what):
 
 def payload_frames(frames, sender):
     return [fr for fr in frames if fr.src == sender and fr.tcp_len > 0]
+
+
+def from_first_payload(frames):
+    """A leg the proxy opened counts from its first frame with payload (a leg
+    that never carried any, such as a SYN answered by RST, from its first)."""
+    start = [fr.num for fr in frames if fr.tcp_len > 0] or [frames[0].num]
+    return [fr for fr in frames if fr.num >= start[0]]
 
 
 def check_frames(frames, expect, what):
@@ -247,9 +274,15 @@ def evaluate(labels, frames, md_text):
                                          iid + " relay")
                 if flag:
                     allowed.add(rsid)
+            hsids = []
+            for k, hop in enumerate(inc.get("hops", [])):
+                hsid, _ = find_stream(eps, hop["client"], hop["server"], "%s hop %d" % (iid, k + 1))
+                hsids.append(hsid)
+                if flag:
+                    allowed.add(hsid)
             if not flag:
                 unflagged[tsid if tsid is not None else rsid] = iid
-            plan.append((inc, tsid, tcli, rsid, rcli))
+            plan.append((inc, tsid, tcli, rsid, rcli, hsids))
         except (LabelError, KeyError) as e:
             case.fail("labels: %s" % (e if isinstance(e, LabelError) else "missing key %s" % e))
 
@@ -261,15 +294,16 @@ def evaluate(labels, frames, md_text):
         except (LabelError, KeyError) as e:
             case.fail("labels: %s" % e)
 
-    for inc, tsid, tcli, rsid, rcli in plan:
+    for inc, tsid, tcli, rsid, rcli, hsids in plan:
         iid = inc["id"]
+        form = inc["method"] + ("+chain" if hsids else "")
         if not inc.get("expected_flag", True):
             case.notes.append("%s not expected to be flagged (%s)" % (iid, inc.get("note", "")))
             continue
         if tsid is None:
             case.notes.append("%s: tunnel leg not in the capture; not measured" % iid)
             continue
-        m["incidents"] += 1
+        case.count(form, "incidents")
         tframes_all = streams[tsid]
         reqs = payload_frames(tframes_all, tcli)
         nreq = 1 if inc["method"] == "SOCKS5" and len(reqs) > 1 else 0
@@ -306,16 +340,14 @@ def evaluate(labels, frames, md_text):
             if bad:
                 case.errors.extend(bad)
             else:
-                m["detected"] += 1
+                case.count(form, "detected")
 
         # pairing
         if "relay" in legs:
             if rsid is not None:
-                m["pairing_total"] += 1
+                case.count(form, "pairing_total")
                 rframes_all = streams[rsid]
-                rstart = [fr.num for fr in rframes_all if fr.tcp_len > 0] or \
-                    [rframes_all[0].num]
-                rframes = [fr for fr in rframes_all if fr.num >= rstart[0]]
+                rframes = from_first_payload(rframes_all)
                 rnums = {fr.num for fr in rframes_all}
                 unique = check_frames(tframes, {"relay.stream": str(rsid)}, iid + " pairing") + \
                     check_frames(rframes, {
@@ -324,15 +356,26 @@ def evaluate(labels, frames, md_text):
                         "relay_in": pred("a frame of stream %d" % rsid,
                                          lambda v, s=rnums: v.isdigit() and int(v) in s),
                     }, iid + " relay leg")
+                if hsids:
+                    chain = {"chain.length": str(len(hsids) + 1),
+                             "chain.stream": ",".join(str(x) for x in [tsid] + hsids + [rsid])}
+                    for k, hsid in enumerate(hsids):
+                        unique += check_frames(from_first_payload(streams[hsid]), dict(
+                            chain, **{"leg": "hop", "tunnel.stream": str(tsid), "relay.stream": str(rsid)}),
+                            "%s hop %d" % (iid, k + 1))
+                    unique += check_frames(tframes + rframes, chain, iid + " chain")
+                if inc.get("relay_reaction"):
+                    unique += check_frames(tframes, {"relay.reaction": inc["relay_reaction"]},
+                                           iid + " mail server reaction")
                 ambiguous = check_frames(tframes, {
                     "pairing": "ambiguous",
                     "relay.candidate": pred("a list holding %d" % rsid,
                                             lambda v, s=str(rsid): s in v.split(",")),
                 }, iid + " ambiguity")
                 if not unique:
-                    m["pairing_correct"] += 1
+                    case.count(form, "pairing_correct")
                 elif not ambiguous:
-                    m["pairing_ambiguous"] += 1
+                    case.count(form, "pairing_ambiguous")
                 else:
                     case.errors.extend(unique)
             else:
@@ -341,7 +384,7 @@ def evaluate(labels, frames, md_text):
 
         # envelope
         if want_smtp:
-            m["envelope_total"] += 1
+            case.count(form, "envelope_total")
             bad = check_frames(tframes, {
                 "smtp.helo": inc.get("helo") or "",
                 "smtp.mail_from": ",".join(inc.get("mail_from", [])),
@@ -351,7 +394,7 @@ def evaluate(labels, frames, md_text):
             if bad:
                 case.errors.extend(bad)
             else:
-                m["envelope_match"] += 1
+                case.count(form, "envelope_match")
 
     # false positives
     fp = [fr for fr in frames if fr.ours and fr.stream not in allowed]
@@ -438,6 +481,19 @@ def report(cases):
                   t["detected"], t["incidents"], t["fp_frames"], t["pairing_correct"],
                   t["pairing_total"], t["pairing_ambiguous"], t["envelope_match"],
                   t["envelope_total"]))
+    forms = {}
+    for c in cases:
+        for form, f in c.forms.items():
+            agg = forms.setdefault(form, dict.fromkeys(f, 0))
+            for k, v in f.items():
+                agg[k] += v
+    for form in sorted(forms):
+        f = forms[form]
+        print("form %-14s detection %d/%d, pairing correct %d/%d (ambiguous %d), envelope match %d/%d" % (
+            form, f["detected"], f["incidents"], f["pairing_correct"], f["pairing_total"],
+            f["pairing_ambiguous"], f["envelope_match"], f["envelope_total"]))
+    if t:
+        t["forms"] = forms
     passed = sum(1 for c in cases if c.ok)
     print("%d passed, %d failed" % (passed, len(cases) - passed))
     return t

@@ -16,7 +16,7 @@ built plugin (see tests/captures/tshark_env.py for why tshark runs as uid
    `tshark -2 --color -C SMTP-over-HTTP -T fields -e frame.number
    -e smtp-over-http.leg -e frame.coloring_rule.name` (tshark evaluates the
    colouring rules only with --color):
-   - every frame whose leg is tunnel, relay or attempt gets our rule of that
+   - every frame whose leg is tunnel, hop, relay or attempt gets our rule of that
      leg;
    - every frame without smtp-over-http gets a rule that is not ours, and the
      same rule name as a run without the profile (stock colouring).
@@ -38,6 +38,7 @@ import tshark_env  # noqa: E402
 PROFILE = "SMTP-over-HTTP"
 OUR_RULES = {
     "tunnel": "SMTP-over-HTTP tunnel",
+    "hop": "SMTP-over-HTTP hop",
     "relay": "SMTP-over-HTTP relay",
     "attempt": "SMTP-over-HTTP attempt",
 }
@@ -129,8 +130,8 @@ def main():
 
         # 3. colouring on every capture
         total = {"ours": 0, "benign": 0, "benign_same_as_stock": 0}
-        print("%-26s %7s %7s %7s %7s %9s" % ("capture", "tunnel", "relay", "attempt",
-                                               "benign", "as stock"))
+        print("%-26s %7s %7s %7s %7s %7s %9s" % ("capture", "tunnel", "hop", "relay", "attempt",
+                                                   "benign", "as stock"))
         for pcap in pcaps:
             name = os.path.basename(pcap)
             staged = env.stage(pcap)
@@ -141,7 +142,7 @@ def main():
             if set(prof) != set(stock) or not prof:
                 errors.append("%s: frame sets differ between profile and stock runs" % name)
                 continue
-            counts = {"tunnel": 0, "relay": 0, "attempt": 0, "benign": 0, "same": 0}
+            counts = {"tunnel": 0, "hop": 0, "relay": 0, "attempt": 0, "benign": 0, "same": 0}
             for num in sorted(prof):
                 leg, rule = prof[num]
                 if leg:
@@ -163,10 +164,10 @@ def main():
                     else:
                         errors.append("%s frame %d: coloured %r, stock colours it %r"
                                       % (name, num, rule, stock[num][1]))
-            print("%-26s %7d %7d %7d %7d %9d" % (name, counts["tunnel"], counts["relay"],
-                                                 counts["attempt"], counts["benign"],
-                                                 counts["same"]))
-            total["ours"] += counts["tunnel"] + counts["relay"] + counts["attempt"]
+            print("%-26s %7d %7d %7d %7d %7d %9d" % (name, counts["tunnel"], counts["hop"], counts["relay"],
+                                                     counts["attempt"], counts["benign"],
+                                                     counts["same"]))
+            total["ours"] += counts["tunnel"] + counts["hop"] + counts["relay"] + counts["attempt"]
             total["benign"] += counts["benign"]
             total["benign_same_as_stock"] += counts["same"]
 

@@ -832,6 +832,59 @@ TEST(CorrelatorPost, AbsoluteUriPostToMailPort) {
     EXPECT_EQ(v.pairing, Pairing::Unique);
 }
 
+// The mail server's reaction to the HTTP lines an absolute-URI relay delivers.
+struct PostRelay {
+    Capture cap;
+    FakeTcp tun{cap, 0, kAttacker, kProxy};
+    FakeTcp rel{cap, 1, kProxyOut, kMta};
+    const std::string body = "HELO spam.example\r\nMAIL FROM:<post@spam.example>\r\n";
+
+    void request() {
+        tun.handshake();
+        tun.client("POST http://198.51.100.25:25/ HTTP/1.0\r\nContent-Length: " + std::to_string(body.size()) +
+                   "\r\n\r\n" + body);
+        rel.handshake();
+        rel.server("220 mx.example.net ESMTP\r\n");
+        rel.client("POST / HTTP/1.0\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+    }
+    const char* reaction() const { return view_at(cap.corr(), tun.frames().back()).reaction; }
+};
+
+TEST(CorrelatorPost, MailServerReadingOnIsRejectedLines) {
+    PostRelay t;
+    t.request();
+    t.rel.server("502 5.5.2 Error: command not recognized\r\n502 5.5.2 Error: command not recognized\r\n"
+                 "502 5.5.2 Error: command not recognized\r\n250 mx.example.net\r\n250 2.1.0 Ok\r\n");
+    t.rel.close();
+    t.tun.server("HTTP/1.0 200 OK\r\n\r\n");
+    t.tun.close();
+    ASSERT_NE(t.reaction(), nullptr);
+    EXPECT_STREQ(t.reaction(), "rejected-lines");
+    EXPECT_EQ(frames_with_event(t.cap.corr(), t.cap.last_frame(), kEvServerDropped), 0);
+}
+
+TEST(CorrelatorPost, MailServerHangingUpIsDropped) {
+    PostRelay t;
+    t.request();
+    t.rel.server("221 2.7.0 Error: I can break rules, too. Goodbye.\r\n");
+    FrameNum fin = t.rel.close_from_server();
+    t.tun.server("HTTP/1.0 503 Service Unavailable\r\n\r\n");
+    t.tun.close();
+    ASSERT_NE(t.reaction(), nullptr);
+    EXPECT_STREQ(t.reaction(), "dropped");
+    EXPECT_TRUE(events(t.cap.corr(), fin) & kEvServerDropped);
+    // The client's commands were in the body: SMTP was attempted.
+    View v = view_at(t.cap.corr(), t.tun.frames().back());
+    ASSERT_NE(v.proxy, nullptr);
+    ASSERT_NE(v.proxy->smtp, nullptr);
+    EXPECT_TRUE(v.proxy->smtp->client_smtp());
+}
+
+TEST(CorrelatorPost, ATunnelHasNoReaction) {
+    BasicIncident t;
+    EXPECT_EQ(view_at(t.c(), t.tun.frames().back()).reaction, nullptr);
+}
+
 TEST(CorrelatorPost, ProxiedWebBrowsingIsNotTracked) {
     Capture cap;
     FakeTcp tun(cap, 0, kAttacker, kProxy);
@@ -1187,6 +1240,206 @@ TEST(CorrelatorContent, ContradictedCandidateLeavesTheRightOne) {
     ASSERT_NE(v.relay, nullptr);
     EXPECT_EQ(v.relay->stream, 2u);
     EXPECT_FALSE(suspect(cap.corr(), decoy.frames().back()));
+}
+
+// --- chains of proxies --------------------------------------------------------
+
+namespace chain {
+const Endpoint kClient = ep("192.0.2.10", 41000);
+const Endpoint kP = ep("203.0.113.1", 8888);
+const Endpoint kPOut = ep("203.0.113.1", 50010);
+const Endpoint kQ = ep("198.18.0.1", 3128);
+const Endpoint kQOut = ep("198.18.0.1", 50020);
+const char* const kConnectQ = "CONNECT 198.18.0.1:3128 HTTP/1.1\r\nHost: 198.18.0.1:3128\r\n\r\n";
+
+// Every leg's frames, in order: first proxy leg, hop, relay.
+void expect_chain(const Correlator& c, const FakeTcp& first, const FakeTcp& hop, const FakeTcp& relay,
+                  FrameNum from) {
+    const FakeTcp* legs[] = {&first, &hop, &relay};
+    const char* names[] = {"tunnel", "hop", "relay"};
+    for (int i = 0; i < 3; ++i) {
+        for (FrameNum f : legs[i]->frames()) {
+            if (i == 0 && f < from) continue;
+            View v = view_at(c, f);
+            SCOPED_TRACE(describe(c, f));
+            ASSERT_TRUE(v.suspect);
+            EXPECT_STREQ(v.leg, names[i]);
+            ASSERT_NE(v.proxy, nullptr);
+            EXPECT_EQ(v.proxy->stream, first.stream());
+            ASSERT_NE(v.relay, nullptr);
+            EXPECT_EQ(v.relay->stream, relay.stream());
+            EXPECT_EQ(v.pairing, Pairing::Unique);
+            ASSERT_EQ(v.chain_legs.size(), 3u);
+            EXPECT_EQ(v.chain_legs[1]->stream, hop.stream());
+            ASSERT_EQ(v.chain.size(), 2u);
+            EXPECT_EQ(v.chain[0].proxy, "203.0.113.1:8888");
+            EXPECT_EQ(v.chain[1].proxy, "198.18.0.1:3128");
+            ASSERT_NE(v.smtp, nullptr);
+            EXPECT_EQ(v.smtp->envelope().messages, 1u);
+        }
+    }
+}
+}  // namespace chain
+
+// The client builds the chain: CONNECT to proxy Q through proxy P, then
+// CONNECT to the MTA through that tunnel.
+TEST(CorrelatorChain, ClientBuiltChainIsOneIncident) {
+    using namespace chain;
+    Capture cap;
+    FakeTcp first{cap, 0, kClient, kP};
+    FakeTcp hop{cap, 1, kPOut, kQ};
+    FakeTcp rel{cap, 2, kQOut, kMta};
+    first.handshake();
+    FrameNum outer = first.client(kConnectQ);
+    hop.handshake();
+    first.server(k200);
+    FrameNum inner = client_says(first, hop, kConnectMta);
+    rel.handshake();
+    server_says(first, hop, k200);
+    for (const Step& s : smtp_script("spam.example", "chain@spam.example")) {
+        if (s.from_client) {
+            first.client(s.line);
+            hop.client(s.line);
+            rel.client(s.line);
+        } else {
+            rel.server(s.line);
+            hop.server(s.line);
+            first.server(s.line);
+        }
+    }
+    rel.close();
+    hop.close();
+    first.close();
+    const Correlator& c = cap.corr();
+    expect_chain(c, first, hop, rel, outer);
+    View v = view_at(c, outer);
+    EXPECT_EQ(v.proxy->target_host, "198.51.100.25");  // the innermost request's target
+    EXPECT_EQ(v.proxy->target_port, 25);
+    EXPECT_EQ(v.proxy->request_frame, outer);
+    EXPECT_EQ(v.proxy->target_frame, inner);
+    EXPECT_TRUE(events(c, inner) & kEvRequest);
+}
+
+// The proxy builds the chain: P forwards the client's CONNECT to its upstream Q.
+TEST(CorrelatorChain, ProxyBuiltChainIsOneIncident) {
+    using namespace chain;
+    Capture cap;
+    FakeTcp first{cap, 0, kClient, kP};
+    FakeTcp hop{cap, 1, kPOut, kQ};
+    FakeTcp rel{cap, 2, kQOut, kMta};
+    first.handshake();
+    FrameNum req = first.client(kConnectMta);
+    hop.handshake();
+    hop.client(kConnectMta);
+    rel.handshake();
+    hop.server(k200);
+    first.server(k200);
+    for (const Step& s : smtp_script("spam.example", "chain@spam.example")) {
+        if (s.from_client) {
+            first.client(s.line);
+            hop.client(s.line);
+            rel.client(s.line);
+        } else {
+            rel.server(s.line);
+            hop.server(s.line);
+            first.server(s.line);
+        }
+    }
+    rel.close();
+    hop.close();
+    first.close();
+    expect_chain(cap.corr(), first, hop, rel, req);
+}
+
+// Mixed chain: CONNECT to the next proxy, then SOCKS5 through the tunnel.
+TEST(CorrelatorChain, SocksInsideAConnectTunnel) {
+    using namespace chain;
+    Capture cap;
+    FakeTcp first{cap, 0, kClient, kP};
+    first.handshake();
+    FrameNum outer = first.client("CONNECT 198.18.0.1:1080 HTTP/1.1\r\n\r\n");
+    first.server(k200);
+    first.client(bin("\x05\x01\x00"));
+    first.server(bin("\x05\x00"));
+    FrameNum inner = first.client(bin("\x05\x01\x00\x01\xc6\x33\x64\x19\x00\x19"));
+    first.server(bin("\x05\x00\x00\x01\x00\x00\x00\x00\x00\x00"));
+    first.server("220 mx.example.net ESMTP\r\n");
+    first.client("EHLO spam.example\r\n");
+    const Correlator& c = cap.corr();
+    View v = view_at(c, first.frames().back());
+    SCOPED_TRACE(describe(c, first.frames().back()));
+    ASSERT_TRUE(v.suspect);
+    EXPECT_STREQ(v.leg, "tunnel");
+    EXPECT_EQ(v.proxy->first_method(), Method::Connect);
+    EXPECT_EQ(v.proxy->method, Method::Socks5);
+    EXPECT_EQ(v.proxy->target_host, "198.51.100.25");
+    EXPECT_EQ(v.proxy->target_port, 25);
+    EXPECT_EQ(v.proxy->status, Status::Established);
+    EXPECT_EQ(v.proxy->status_code, 200);  // the first proxy's answer
+    EXPECT_EQ(v.proxy->request_frame, outer);
+    EXPECT_EQ(v.proxy->target_frame, inner);
+    ASSERT_EQ(v.chain.size(), 2u);
+    EXPECT_EQ(v.chain[0].method, Method::Connect);
+    EXPECT_EQ(v.chain[1].proxy, "198.18.0.1:1080");
+    EXPECT_EQ(v.chain[1].method, Method::Socks5);
+    EXPECT_TRUE(v.proxy->smtp && v.proxy->smtp->smtp_seen());
+}
+
+// The second proxy refuses: the incident is a refused attempt.
+TEST(CorrelatorChain, LaterProxyRefusing) {
+    using namespace chain;
+    Capture cap;
+    FakeTcp first{cap, 0, kClient, kP};
+    first.handshake();
+    first.client(kConnectQ);
+    first.server(k200);
+    first.client(kConnectMta);
+    FrameNum refusal = first.server("HTTP/1.1 403 Forbidden\r\n\r\n");
+    View v = view_at(cap.corr(), first.frames().back());
+    ASSERT_TRUE(v.suspect);
+    EXPECT_STREQ(v.leg, "attempt");
+    EXPECT_EQ(v.proxy->status, Status::Refused);
+    EXPECT_EQ(v.proxy->status_code, 403);
+    EXPECT_EQ(v.proxy->response_frame, refusal);
+}
+
+// TLS first inside a CONNECT to a web server is no chain, and stays benign.
+TEST(CorrelatorChain, TlsTunnelIsNotAChain) {
+    using namespace chain;
+    Capture cap;
+    FakeTcp first{cap, 0, kClient, kP};
+    first.handshake();
+    first.client("CONNECT 198.51.100.80:443 HTTP/1.1\r\n\r\n");
+    first.server(k200);
+    first.client(bin("\x16\x03\x01\x00\x05hello"));
+    for (FrameNum f : first.frames()) EXPECT_FALSE(suspect(cap.corr(), f));
+}
+
+// A connection the proxy opens at the same time that carries no proxy
+// request is not a hop, and stays unmarked.
+TEST(CorrelatorChain, OtherConnectionsFromTheProxyAreNotHops) {
+    using namespace chain;
+    Capture cap;
+    FakeTcp first{cap, 0, kClient, kP};
+    FakeTcp web{cap, 1, kPOut, ep("198.51.100.80", 80)};
+    FakeTcp rel{cap, 2, ep("203.0.113.1", 50030), kMta};
+    first.handshake();
+    first.client(kConnectMta);
+    web.handshake();
+    web.client("GET / HTTP/1.1\r\nHost: www.example\r\n\r\n");
+    web.server("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    rel.handshake();
+    first.server(k200);
+    relay_smtp(first, rel);
+    web.close();
+    rel.close();
+    first.close();
+    const Correlator& c = cap.corr();
+    for (FrameNum f : web.frames()) EXPECT_FALSE(suspect(c, f)) << describe(c, f);
+    View v = view_at(c, rel.frames().back());
+    EXPECT_STREQ(v.leg, "relay");
+    EXPECT_EQ(v.proxy->stream, 0u);
+    EXPECT_TRUE(v.chain.empty());
 }
 
 }  // namespace

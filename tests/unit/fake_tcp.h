@@ -114,6 +114,14 @@ public:
         return first;
     }
 
+    // The server hangs up first; returns its FIN's frame.
+    FrameNum close_from_server() {
+        FrameNum first = emit(control(false, kFin | kAck));
+        emit(control(true, kFin | kAck));
+        emit(control(false, kAck));
+        return first;
+    }
+
     FrameNum reset(bool from_client) { return emit(control(from_client, kRst | kAck)); }
 
     StreamId stream() const { return stream_; }

@@ -6,8 +6,9 @@
 #
 #   bench/run.sh [-r RUNS] [-s "1 2 4"] [-o OUT.md] [-d CAPTURE_DIR]
 #
-# Timing: hyperfine, RUNS runs after one warm-up, median. Peak memory:
-# GNU time's maximum resident set size, median of RUNS runs. As root, tshark
+# Timing: hyperfine, RUNS runs of each command after one warm-up, enabled
+# and disabled alternating; medians. Peak memory: GNU time's maximum resident
+# set size of the same runs, median. As root, tshark
 # runs as uid/gid 65534 with a temporary HOME holding the plugin, because
 # Wireshark ignores personal plugins for root.
 set -euo pipefail
@@ -65,22 +66,42 @@ declare -A mode_args=(
 )
 modes="filter fields-2pass detail stats conv"
 
-median_time() {  # command -> median seconds
-    local json
-    json=$(mktemp)
-    hyperfine -N --style none --warmup 1 --runs "$runs" --export-json "$json" "$1" >/dev/null 2>&1 ||
-        hyperfine --style none --warmup 1 --runs "$runs" --export-json "$json" "$1" >/dev/null
-    python3 -c 'import json,sys; print("%.3f" % json.load(open(sys.argv[1]))["results"][0]["median"])' "$json"
-    rm -f "$json"
+# One run of a command: wall time (hyperfine, one run) and peak RSS (GNU time
+# wrapping the same process). Prints "SECONDS KIB".
+run_once() {
+    local json rss
+    json=$(mktemp) rss=$(mktemp)
+    hyperfine -N --style none --runs 1 --export-json "$json" "/usr/bin/time -f %M -o $rss $1" >/dev/null 2>&1
+    python3 -c 'import json,sys; print("%.4f" % json.load(open(sys.argv[1]))["results"][0]["times"][0], open(sys.argv[2]).read().split()[-1])' "$json" "$rss"
+    rm -f "$json" "$rss"
 }
-median_rss() {   # command -> median peak RSS in KiB
-    local i vals=()
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
+
+# Runs the enabled and disabled commands in alternating order, RUNS times
+# each after one warm-up of each, so that drift in the machine's speed falls
+# on both alike. Sets T_ON T_OFF (median s), M_ON M_OFF (median KiB) and
+# PAIRED (median of the per-round time ratios).
+measure_pair() {
+    local on=$1 off=$2 i a b ton=() toff=() mon=() moff=() ratios=()
+    run_once "$on" >/dev/null
+    run_once "$off" >/dev/null
     for ((i = 0; i < runs; i++)); do
-        vals+=("$( { /usr/bin/time -f '%M' sh -c "$1 >/dev/null 2>&1"; } 2>&1 | tail -1)")
+        if ((i % 2 == 0)); then
+            read -r ta ma < <(run_once "$on")
+            read -r tb mb < <(run_once "$off")
+        else
+            read -r tb mb < <(run_once "$off")
+            read -r ta ma < <(run_once "$on")
+        fi
+        ton+=("$ta") toff+=("$tb") mon+=("$ma") moff+=("$mb")
+        ratios+=("$(python3 -c "print($ta / $tb)")")
     done
-    printf '%s\n' "${vals[@]}" | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'
+    T_ON=$(median "${ton[@]}") T_OFF=$(median "${toff[@]}")
+    M_ON=$(median "${mon[@]}") M_OFF=$(median "${moff[@]}")
+    PAIRED=$(python3 -c "print('%.3f' % $(median "${ratios[@]}"))")
 }
 ratio() { python3 -c "print('%.3f' % ($1 / $2))"; }
+fmt() { python3 -c "print('%.3f' % $1)"; }
 
 rows=()
 base_scale=${scales%% *}
@@ -90,12 +111,9 @@ streams=$($ts -n -r "$cap" -q -z conv,tcp 2>/dev/null | grep -c '<->' || true)
 incidents=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["incidents"]))' "$work/bench-x$base_scale.labels.json" 2>/dev/null || echo "?")
 for m in $modes; do
     a=${mode_args[$m]}
-    on="$ts -n -r $cap $a"
-    offc="$ts -n $off -r $cap $a"
     echo "bench: $m" >&2
-    t_on=$(median_time "$on"); t_off=$(median_time "$offc")
-    m_on=$(median_rss "$on"); m_off=$(median_rss "$offc")
-    rows+=("| $m | \`tshark -n -r CAP $a\` | $t_off | $t_on | $(ratio "$t_on" "$t_off") | $m_off | $m_on | $(ratio "$m_on" "$m_off") |")
+    measure_pair "$ts -n -r $cap $a" "$ts -n $off -r $cap $a"
+    rows+=("| $m | \`tshark -n -r CAP $a\` | $(fmt "$T_OFF") | $(fmt "$T_ON") | $(ratio "$T_ON" "$T_OFF") | $PAIRED | ${M_OFF%.*} | ${M_ON%.*} | $(ratio "$M_ON" "$M_OFF") |")
 done
 
 growth=()
@@ -104,12 +122,9 @@ for s in $scales; do
     cap="$home/bench-x$s.pcap"
     n=$(capinfos -c -M "$cap" 2>/dev/null | awk -F: '/Number of packets/ {gsub(/ /,"",$2); print $2}')
     echo "bench: growth x$s" >&2
-    t_on=$(median_time "$ts -n -r $cap -Y smtp-over-http")
-    t_off=$(median_time "$ts -n $off -r $cap -Y smtp-over-http")
-    m_on=$(median_rss "$ts -n -r $cap -Y smtp-over-http")
-    m_off=$(median_rss "$ts -n $off -r $cap -Y smtp-over-http")
-    [ -n "$first_t" ] || first_t=$t_on
-    growth+=("| ${s}x | $n | $t_off | $t_on | $(ratio "$t_on" "$first_t") | $(ratio "$t_on" "$t_off") | $m_off | $m_on | $((m_on - m_off)) |")
+    measure_pair "$ts -n -r $cap -Y smtp-over-http" "$ts -n $off -r $cap -Y smtp-over-http"
+    [ -n "$first_t" ] || first_t=$T_ON
+    growth+=("| ${s}x | $n | $(fmt "$T_OFF") | $(fmt "$T_ON") | $(ratio "$T_ON" "$first_t") | $(ratio "$T_ON" "$T_OFF") | ${M_OFF%.*} | ${M_ON%.*} | $(( ${M_ON%.*} - ${M_OFF%.*} )) |")
 done
 
 {
@@ -117,8 +132,11 @@ done
     echo
     echo "Generated by \`bench/run.sh\` (do not edit by hand): tshark with the plugin enabled"
     echo "against the same tshark with \`--disable-protocol smtp-over-http\`, measured in the"
-    echo "same run. Times are medians of $runs hyperfine runs after a warm-up; memory is the"
-    echo "median peak resident set size (GNU time) of $runs runs."
+    echo "same run. Each mode runs the enabled and the disabled command $runs times each, in"
+    echo "alternating order, after one warm-up of each. Time: hyperfine (one run per"
+    echo "invocation), median; memory: peak resident set size of the same runs (GNU time),"
+    echo "median. *Time ratio* divides the medians; *paired ratio* is the median of the"
+    echo "per-round ratios, which cancels slow drift of the machine's speed."
     echo
     echo "## Machine"
     echo
@@ -134,8 +152,8 @@ done
     echo
     echo "## Overhead by mode (${base_scale}x capture)"
     echo
-    echo "| mode | command | disabled (s) | enabled (s) | time ratio | disabled (KiB) | enabled (KiB) | memory ratio |"
-    echo "|---|---|---|---|---|---|---|---|"
+    echo "| mode | command | disabled (s) | enabled (s) | time ratio | paired ratio | disabled (KiB) | enabled (KiB) | memory ratio |"
+    echo "|---|---|---|---|---|---|---|---|---|"
     printf '%s\n' "${rows[@]}"
     echo
     echo "## Growth (filter mode)"

@@ -102,18 +102,12 @@ void Correlator::prune_awaiting(std::vector<std::uint32_t>& list, const Segment&
                list.end());
 }
 
-std::string Correlator::addr_key(const Addr& a) {
-    std::string k(reinterpret_cast<const char*>(a.bytes.data()), a.bytes.size());
-    k += static_cast<char>(a.family);
-    return k;
-}
-
 // Only from the handshake, which tells who opened the connection.
 std::uint32_t Correlator::classify_hop(const Segment& seg) {
     if (!(seg.flags & kSyn) || awaiting_hop_.empty()) return kSlotUnseen;
     const bool forward = !(seg.flags & kAck);
     const Endpoint& client = forward ? seg.src : seg.dst;
-    auto it = awaiting_hop_.find(addr_key(client.addr));
+    auto it = awaiting_hop_.find(client.addr);
     if (it == awaiting_hop_.end()) return kSlotUnseen;
     auto& list = it->second;
     prune_awaiting(list, seg);
@@ -712,7 +706,7 @@ void Correlator::set_request(std::uint32_t idx, Method m, const std::string& hos
         auto& list = awaiting_[port];
         if (list.empty() || list.back() != idx) list.push_back(idx);
         if (mail && relays_verbatim(m)) {
-            auto& hops = awaiting_hop_[addr_key(f.server.addr)];
+            auto& hops = awaiting_hop_[f.server.addr];
             if (hops.size() < cfg_.max_candidates && (hops.empty() || hops.back() != idx)) hops.push_back(idx);
         }
     } else if (!mail) {

@@ -148,7 +148,6 @@ private:
     std::uint32_t classify(const Segment& seg, std::uint32_t slot);
     std::uint32_t classify_hop(const Segment& seg);
     void prune_awaiting(std::vector<std::uint32_t>& list, const Segment& seg) const;
-    static std::string addr_key(const Addr& a);
     void begin_request(Flow& f, const std::uint8_t* d, std::size_t n);
     bool starts_chain(const Flow& f, const std::uint8_t* d, std::size_t n) const;
     void drop_hop_candidate(std::uint32_t idx);
@@ -203,7 +202,7 @@ private:
     std::unordered_map<std::uint16_t, std::vector<std::uint32_t>> awaiting_;
     // Proxy legs asked for a mail server, by the proxy's address: a new
     // connection from there may be the proxy passing the request upstream.
-    std::unordered_map<std::string, std::vector<std::uint32_t>> awaiting_hop_;
+    std::unordered_map<Addr, std::vector<std::uint32_t>, AddrHash> awaiting_hop_;
     std::unordered_map<std::string, std::vector<Addr>> dns_;
     // Streams whose handshake we saw but whose first data is not classified
     // yet: where their data starts, and segments that arrived early.

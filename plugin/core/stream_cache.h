@@ -34,27 +34,33 @@ public:
     };
 
     static Key key(const Endpoint& a, const Endpoint& b) {
-        std::uint8_t ea[18], eb[18], bytes[sizeof(Key)] = {};
-        put_endpoint(ea, a);
-        put_endpoint(eb, b);
-        const bool swap = std::memcmp(ea, eb, 18) > 0;
-        std::memcpy(bytes, swap ? eb : ea, 18);
-        std::memcpy(bytes + 18, swap ? ea : eb, 18);
-        bytes[36] = a.addr.family;
-        Key k;
-        std::memcpy(k.w, bytes, sizeof bytes);
-        return k;
+        // Any total order of endpoints will do: compare as native words.
+        std::uint64_t a0, a1, b0, b1;
+        std::memcpy(&a0, a.addr.bytes.data(), 8);
+        std::memcpy(&a1, a.addr.bytes.data() + 8, 8);
+        std::memcpy(&b0, b.addr.bytes.data(), 8);
+        std::memcpy(&b1, b.addr.bytes.data() + 8, 8);
+        const bool a_first = a0 != b0 ? a0 < b0 : a1 != b1 ? a1 < b1 : a.port <= b.port;
+        const std::uint64_t ports = a_first ? (std::uint64_t{a.port} << 16 | b.port) : (std::uint64_t{b.port} << 16 | a.port);
+        return a_first ? Key{{a0, a1, b0, b1, ports << 8 | a.addr.family}}
+                       : Key{{b0, b1, a0, a1, ports << 8 | a.addr.family}};
     }
 
     // The stream of this 4-tuple; *at_syn tells whether the entry was written at a SYN.
     std::optional<StreamId> find(const Key& k, bool* at_syn = nullptr) const {
         if (size_ == 0) return std::nullopt;
+        // Most frames belong to the connection of the frame before.
+        if (last_ != kNoSlot && slots_[last_].key == k) {
+            if (at_syn) *at_syn = slots_[last_].at_syn;
+            return slots_[last_].id;
+        }
         const std::uint64_t h = hash(k);
         for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
             const Slot& s = slots_[i];
             if (!s.used) return std::nullopt;
             if (s.hash == h && s.key == k) {
                 if (at_syn) *at_syn = s.at_syn;
+                last_ = i;
                 return s.id;
             }
         }
@@ -72,6 +78,7 @@ public:
             if (s.used && !(s.hash == h && s.key == k)) continue;
             if (!s.used) ++size_;
             s = Slot{h, k, id, true, at_syn};
+            last_ = i;
             return;
         }
     }
@@ -107,6 +114,7 @@ private:
     void clear() {
         slots_.assign(slots_.size(), Slot{});
         size_ = 0;
+        last_ = kNoSlot;
     }
 
     void grow() {
@@ -115,6 +123,7 @@ private:
         slots_.assign(old.empty() ? 64 : old.size() * 2, Slot{});
         mask_ = slots_.size() - 1;
         size_ = 0;
+        last_ = kNoSlot;
         for (const Slot& s : old) {
             if (!s.used) continue;
             for (std::size_t i = s.hash & mask_;; i = (i + 1) & mask_) {
@@ -130,6 +139,8 @@ private:
     std::vector<Slot> slots_;
     std::size_t mask_ = 0;
     std::size_t size_ = 0;
+    static constexpr std::size_t kNoSlot = ~std::size_t{0};
+    mutable std::size_t last_ = kNoSlot;  // slot of the last hit
 };
 
 }  // namespace soh

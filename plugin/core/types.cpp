@@ -6,20 +6,6 @@
 
 namespace soh {
 
-Addr Addr::v4(const std::uint8_t b[4]) {
-    Addr a;
-    a.family = 4;
-    std::memcpy(a.bytes.data(), b, 4);
-    return a;
-}
-
-Addr Addr::v6(const std::uint8_t b[16]) {
-    Addr a;
-    a.family = 6;
-    std::memcpy(a.bytes.data(), b, 16);
-    return a;
-}
-
 std::optional<Addr> Addr::parse(std::string_view text) {
     if (text.empty() || text.size() >= INET6_ADDRSTRLEN) return std::nullopt;
     char buf[INET6_ADDRSTRLEN];

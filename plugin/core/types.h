@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -27,8 +28,19 @@ struct Addr {
     std::array<std::uint8_t, 16> bytes{};
     std::uint8_t family = 0;  // 4, 6 or 0
 
-    static Addr v4(const std::uint8_t b[4]);
-    static Addr v6(const std::uint8_t b[16]);
+    // Inline: the frame parser makes two per frame.
+    static Addr v4(const std::uint8_t b[4]) {
+        Addr a;
+        a.family = 4;
+        std::memcpy(a.bytes.data(), b, 4);
+        return a;
+    }
+    static Addr v6(const std::uint8_t b[16]) {
+        Addr a;
+        a.family = 6;
+        std::memcpy(a.bytes.data(), b, 16);
+        return a;
+    }
     // Parses a dotted IPv4 address or an IPv6 address (no brackets).
     static std::optional<Addr> parse(std::string_view text);
 
@@ -36,6 +48,18 @@ struct Addr {
     std::string str() const;
     bool operator==(const Addr& o) const { return family == o.family && bytes == o.bytes; }
     bool operator!=(const Addr& o) const { return !(*this == o); }
+};
+
+// For hash maps keyed by address.
+struct AddrHash {
+    std::size_t operator()(const Addr& a) const {
+        std::uint64_t w0, w1;
+        std::memcpy(&w0, a.bytes.data(), 8);
+        std::memcpy(&w1, a.bytes.data() + 8, 8);
+        std::uint64_t h = (w0 ^ a.family) * 0x9E3779B97F4A7C15ULL;
+        h = (h ^ (h >> 32) ^ w1) * 0x9E3779B97F4A7C15ULL;
+        return static_cast<std::size_t>(h ^ (h >> 29));
+    }
 };
 
 struct Endpoint {

@@ -28,6 +28,7 @@ StreamCache* streams = nullptr;
 namespace {
 
 dissector_handle_t handle;
+protocol_t* protocol = nullptr;
 range_t* pref_mail_ports = nullptr;
 guint pref_window_s = 30;
 guint pref_slack_ms = 50;
@@ -59,9 +60,14 @@ void cleanup_file() {
 }
 
 int dissect(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, void*) {
-    if (!engine || !streams) return 0;
+    // The handle carries no protocol (see soh_register_protocol), so the
+    // "enabled" check that Wireshark would make is made here.
+    if (!engine || !streams || !proto_is_protocol_enabled(protocol)) return 0;
     if (!PINFO_FD_VISITED(pinfo)) observe(tvb, pinfo);
+    const char* saved = pinfo->current_proto;
+    pinfo->current_proto = "SMTP-over-HTTP";  // names us in expert items and errors
     render(tvb, pinfo, tree);
+    pinfo->current_proto = saved;
     return 0;
 }
 
@@ -174,7 +180,12 @@ extern "C" void soh_register_protocol(void) {
                                    "Recognise SMTP from the bytes in tunnels to ports that are not mail ports",
                                    &pref_content);
 
-    handle = register_dissector("smtp-over-http", dissect, hf.proto);
+    // A handle without a protocol: Wireshark then calls the post-dissector
+    // without pushing and popping a protocol layer on every frame (which cost
+    // more than our own work on benign frames). Our dissector never claims
+    // bytes, so the layer was always popped again anyway.
+    protocol = find_protocol_by_id(hf.proto);
+    handle = create_dissector_handle_with_name_and_description(dissect, -1, "smtp-over-http", "SMTP-over-HTTP");
     register_stats_tap();
     register_init_routine(init_file);
     register_cleanup_routine(cleanup_file);

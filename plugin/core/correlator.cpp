@@ -248,7 +248,6 @@ void Correlator::begin_request(Flow& f, const std::uint8_t* d, std::size_t n) {
 // anything: another proxy request means a chain of proxies.
 bool Correlator::starts_chain(const Flow& f, const std::uint8_t* d, std::size_t n) const {
     if (f.role == Role::Proxy && (!relays_verbatim(f.method) || f.status == Status::Refused)) return false;
-    if (f.role == Role::Relay && f.hop) return false;
     if (f.via.size() >= kMaxChain) return false;
     return looks_like_proxy_request(d, n) || looks_like_socks(d, n);
 }
@@ -790,6 +789,10 @@ void Correlator::mark_benign(std::uint32_t idx) {
     if (f.mail_port || f.benign) return;
     f.benign = true;
     f.release_pending = true;
+    // Nothing of a benign leg is ever shown: keep no SMTP state for it, so
+    // memory follows suspect legs, not the proxy's ordinary traffic. (Callers
+    // return right after this; the SMTP session is not in use.)
+    f.smtp.reset();
     // Relay candidates that only this kind of leg could explain are of no interest.
     for (const Link& l : f.links) {
         Flow& r = flows_[l.relay];
@@ -797,6 +800,7 @@ void Correlator::mark_benign(std::uint32_t idx) {
                                       [&](std::uint32_t t) { return flows_[t].benign; });
         if (all_benign) {
             release(l.relay);
+            r.smtp.reset();
             slots_[r.stream] = kSlotIgnored;
         }
     }

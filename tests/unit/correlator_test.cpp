@@ -1252,6 +1252,23 @@ const Endpoint kQ = ep("198.18.0.1", 3128);
 const Endpoint kQOut = ep("198.18.0.1", 50020);
 const char* const kConnectQ = "CONNECT 198.18.0.1:3128 HTTP/1.1\r\nHost: 198.18.0.1:3128\r\n\r\n";
 
+// The SMTP dialogue over the three legs of a chain, each line passed on, then the closes.
+void relay_smtp_through_chain(FakeTcp& first, FakeTcp& hop, FakeTcp& rel) {
+    for (const Step& s : smtp_script("spam.example", "chain@spam.example")) {
+        FakeTcp* order[] = {&first, &hop, &rel};
+        if (!s.from_client) std::swap(order[0], order[2]);
+        for (FakeTcp* leg : order) {
+            if (s.from_client)
+                leg->client(s.line);
+            else
+                leg->server(s.line);
+        }
+    }
+    rel.close();
+    hop.close();
+    first.close();
+}
+
 // Every leg's frames, in order: first proxy leg, hop, relay.
 void expect_chain(const Correlator& c, const FakeTcp& first, const FakeTcp& hop, const FakeTcp& relay,
                   FrameNum from) {
@@ -1296,20 +1313,7 @@ TEST(CorrelatorChain, ClientBuiltChainIsOneIncident) {
     FrameNum inner = client_says(first, hop, kConnectMta);
     rel.handshake();
     server_says(first, hop, k200);
-    for (const Step& s : smtp_script("spam.example", "chain@spam.example")) {
-        if (s.from_client) {
-            first.client(s.line);
-            hop.client(s.line);
-            rel.client(s.line);
-        } else {
-            rel.server(s.line);
-            hop.server(s.line);
-            first.server(s.line);
-        }
-    }
-    rel.close();
-    hop.close();
-    first.close();
+    relay_smtp_through_chain(first, hop, rel);
     const Correlator& c = cap.corr();
     expect_chain(c, first, hop, rel, outer);
     View v = view_at(c, outer);
@@ -1334,20 +1338,7 @@ TEST(CorrelatorChain, ProxyBuiltChainIsOneIncident) {
     rel.handshake();
     hop.server(k200);
     first.server(k200);
-    for (const Step& s : smtp_script("spam.example", "chain@spam.example")) {
-        if (s.from_client) {
-            first.client(s.line);
-            hop.client(s.line);
-            rel.client(s.line);
-        } else {
-            rel.server(s.line);
-            hop.server(s.line);
-            first.server(s.line);
-        }
-    }
-    rel.close();
-    hop.close();
-    first.close();
+    relay_smtp_through_chain(first, hop, rel);
     expect_chain(cap.corr(), first, hop, rel, req);
 }
 

@@ -29,29 +29,13 @@ timeout 600 cmake -S . -B build >/dev/null
 timeout 3600 cmake --build build -j"$(nproc)" >/dev/null
 [ -f "$work/bench-x1.pcap" ] || SOH_BENCH_NOCHECK=1 captures/lab/make-bench-capture.sh "$work" 1 >/dev/null
 
-home=$(mktemp -d /tmp/soh-instr.XXXXXX)
-trap 'rm -rf "$home"' EXIT
-mkdir -p "$home/.local/lib/wireshark/plugins/4.0/epan" "$home/cg"
-cp build/plugin/epan/smtp-over-http.so "$home/.local/lib/wireshark/plugins/4.0/epan/"
+# shellcheck source=bench/common.sh
+. "$top/bench/common.sh"
+bench_home build/plugin/epan/smtp-over-http.so soh-instr
+mkdir -p "$home/cg"
 editcap -r "$work/bench-x1.pcap" "$home/slice.pcap" "1-$packets"
 chmod -R a+rwX "$home"
-if [ "$(id -u)" -eq 0 ]; then
-    ts="setpriv --reuid=65534 --regid=65534 --clear-groups env -i HOME=$home PATH=/usr/bin:/bin LC_ALL=C"
-else
-    ts="env -i HOME=$home PATH=/usr/bin:/bin LC_ALL=C"
-fi
-off="--disable-protocol smtp-over-http"
-
-fields="-e frame.number -e smtp-over-http.leg -e smtp-over-http.tunnel.stream -e smtp-over-http.relay.stream \
--e smtp-over-http.target.host -e smtp-over-http.status -e smtp-over-http.pairing -e smtp-over-http.smtp.rcpt_count"
-modes=(filter fields-2pass detail stats conv)
-declare -A mode_args=(
-    [filter]="-Y smtp-over-http"
-    [fields-2pass]="-2 -T fields $fields"
-    [detail]="-V"
-    [stats]="-q -z smtp-over-http,tree"
-    [conv]="-q -z conv,tcp"
-)
+ts=$as_user
 
 count() {  # name, tshark arguments: runs callgrind, prints the instruction total
     $ts valgrind --tool=callgrind --callgrind-out-file="$home/cg/$1" $2 >/dev/null 2>&1
@@ -59,7 +43,7 @@ count() {  # name, tshark arguments: runs callgrind, prints the instruction tota
 }
 
 rows=()
-for m in "${modes[@]}"; do
+for m in $modes; do
     a=${mode_args[$m]}
     echo "instructions: $m" >&2
     # The two runs are independent: one per core.

@@ -40,31 +40,13 @@ for s in $scales; do
     [ -f "$work/bench-x$s.pcap" ] || SOH_BENCH_NOCHECK=1 captures/lab/make-bench-capture.sh "$work" "$s" >/dev/null
 done
 
-# A world-readable home with the plugin and the captures, so uid 65534 can run tshark.
-home=$(mktemp -d /tmp/soh-bench.XXXXXX)
-trap 'rm -rf "$home"' EXIT
-mkdir -p "$home/.local/lib/wireshark/plugins/4.0/epan"
-cp "$plugin" "$home/.local/lib/wireshark/plugins/4.0/epan/"
+# shellcheck source=bench/common.sh
+. "$top/bench/common.sh"
+bench_home "$plugin" soh-bench
 for s in $scales; do cp "$work/bench-x$s.pcap" "$home/"; done
 chmod -R a+rX "$home"
-if [ "$(id -u)" -eq 0 ]; then
-    ts="setpriv --reuid=65534 --regid=65534 --clear-groups env -i HOME=$home PATH=/usr/bin:/bin LC_ALL=C tshark"
-else
-    ts="env -i HOME=$home PATH=/usr/bin:/bin LC_ALL=C tshark"
-fi
-off="--disable-protocol smtp-over-http"
+ts="$as_user tshark"
 $ts -G plugins | grep -q '^smtp-over-http.so' || { echo "bench: tshark did not load the plugin" >&2; exit 1; }
-
-fields="-e frame.number -e smtp-over-http.leg -e smtp-over-http.tunnel.stream -e smtp-over-http.relay.stream \
--e smtp-over-http.target.host -e smtp-over-http.status -e smtp-over-http.pairing -e smtp-over-http.smtp.rcpt_count"
-declare -A mode_args=(
-    [filter]="-Y smtp-over-http"
-    [fields-2pass]="-2 -T fields $fields"
-    [detail]="-V"
-    [stats]="-q -z smtp-over-http,tree"
-    [conv]="-q -z conv,tcp"
-)
-modes="filter fields-2pass detail stats conv"
 
 # One run of a command: wall time (hyperfine, one run) and peak RSS (GNU time
 # wrapping the same process). Prints "SECONDS KIB".

@@ -384,21 +384,11 @@ def check(labels, pcap):
                 if code != inc["status_code"]:
                     err("%s: status %r in capture, labels say %r" % (inc["id"], code, inc["status_code"]))
             elif inc["method"] == "SOCKS5":
-                c = tun.c2s
-                n = 2 + c[1] if len(c) > 1 else 3
-                fx["request_line"] = "SOCKS5 request " + c[n:n + 4].hex()
-                if len(c) < n + 10 or c[0] != 5 or c[n] != 5 or c[n + 1] != 1:
+                pr = parse_request("SOCKS5", tun.c2s)
+                if pr is None:
                     err("%s: no SOCKS5 CONNECT request" % inc["id"])
                 else:
-                    atyp = c[n + 3]
-                    if atyp == 1:
-                        host, alen = str(ipaddress.ip_address(c[n + 4:n + 8])), 4
-                    elif atyp == 4:
-                        host, alen = str(ipaddress.ip_address(c[n + 4:n + 20])), 16
-                    else:
-                        host, alen = c[n + 5:n + 5 + c[n + 4]].decode("latin-1"), c[n + 4] + 1
-                    port = int.from_bytes(c[n + 4 + alen:n + 6 + alen], "big")
-                    fx["request_line"] = "SOCKS5 CONNECT %s port %d (ATYP %d)" % (host, port, atyp)
+                    host, port, fx["request_line"] = pr
                     if host != inc["target_host"] or port != inc["target_port"]:
                         err("%s: SOCKS5 request for %s:%d, labels say %s" % (inc["id"], host, port, inc["target"]))
                 code = tun.s2c[3] if len(tun.s2c) > 3 else None

@@ -217,6 +217,17 @@ def reply_lines(server_bytes):
     return [l for l in smtp_lines(server_bytes) if len(l) >= 4 and l[:3].isdigit() and l[3:4] == " "]
 
 
+def server_frame_at(stream, offset):
+    """The frame carrying the server's byte at `offset` of its payload, or None."""
+    seen = 0
+    for f in stream.frames:
+        if not f[2] and f[4]:
+            seen += len(f[4])
+            if seen > offset:
+                return f[0]
+    return None
+
+
 def relay_reaction(rs):
     """How the MTA reacted on a relay leg that starts with an HTTP request
     line: `dropped` (one error reply after the greeting, then the MTA
@@ -233,13 +244,9 @@ def relay_reaction(rs):
              "first_fin_by": (None if not first_fin else ("proxy" if first_fin[1] else "MTA"))}
     # frame of the MTA's first reply after its greeting
     greet = len(replies[0]) + 2 if replies and replies[0].startswith("220") else 0
-    seen = 0
-    for f in rs.frames:
-        if not f[2] and f[4]:
-            seen += len(f[4])
-            if seen > greet:
-                facts["mta_reply_frame"] = f[0]
-                break
+    frame = server_frame_at(rs, greet)
+    if frame is not None:
+        facts["mta_reply_frame"] = frame
     if not errs:
         return "none", facts
     if len(after) == 1 and first_fin and not first_fin[1]:
@@ -442,14 +449,9 @@ def check(labels, pcap):
                         err("%s: tunnel has %d MAIL/%d RCPT, labels %d/%d" % (
                             inc["id"], n_from, n_rcpt, len(inc["mail_from"]), len(inc["rcpt_to"])))
                     # first SMTP line inside the tunnel (the relayed 220)
-                    hdr_end = len(tun.s2c) - len(s_in)
-                    seen = 0
-                    for f in tun.frames:
-                        if not f[2] and f[4]:
-                            seen += len(f[4])
-                            if seen > hdr_end:
-                                fx["first_smtp_frame"] = f[0]
-                                break
+                    frame = server_frame_at(tun, len(tun.s2c) - len(s_in))
+                    if frame is not None:
+                        fx["first_smtp_frame"] = frame
                 elif inc["status"] == "established" and count_cmd(c_in, "MAIL FROM:"):
                     err("%s: SMTP in tunnel but labels say smtp=false" % inc["id"])
         rel = inc.get("relay")

@@ -1252,6 +1252,14 @@ const Endpoint kQ = ep("198.18.0.1", 3128);
 const Endpoint kQOut = ep("198.18.0.1", 50020);
 const char* const kConnectQ = "CONNECT 198.18.0.1:3128 HTTP/1.1\r\nHost: 198.18.0.1:3128\r\n\r\n";
 
+// The three legs of a chain: client to P, P to Q (the hop), Q to the MTA.
+struct ChainLegs {
+    Capture cap;
+    FakeTcp first{cap, 0, kClient, kP};
+    FakeTcp hop{cap, 1, kPOut, kQ};
+    FakeTcp rel{cap, 2, kQOut, kMta};
+};
+
 // The SMTP dialogue over the three legs of a chain, each line passed on, then the closes.
 void relay_smtp_through_chain(FakeTcp& first, FakeTcp& hop, FakeTcp& rel) {
     for (const Step& s : smtp_script("spam.example", "chain@spam.example")) {
@@ -1302,10 +1310,9 @@ void expect_chain(const Correlator& c, const FakeTcp& first, const FakeTcp& hop,
 // CONNECT to the MTA through that tunnel.
 TEST(CorrelatorChain, ClientBuiltChainIsOneIncident) {
     using namespace chain;
-    Capture cap;
-    FakeTcp first{cap, 0, kClient, kP};
-    FakeTcp hop{cap, 1, kPOut, kQ};
-    FakeTcp rel{cap, 2, kQOut, kMta};
+    ChainLegs legs;
+    Capture& cap = legs.cap;
+    FakeTcp &first = legs.first, &hop = legs.hop, &rel = legs.rel;
     first.handshake();
     FrameNum outer = first.client(kConnectQ);
     hop.handshake();
@@ -1327,10 +1334,9 @@ TEST(CorrelatorChain, ClientBuiltChainIsOneIncident) {
 // The proxy builds the chain: P forwards the client's CONNECT to its upstream Q.
 TEST(CorrelatorChain, ProxyBuiltChainIsOneIncident) {
     using namespace chain;
-    Capture cap;
-    FakeTcp first{cap, 0, kClient, kP};
-    FakeTcp hop{cap, 1, kPOut, kQ};
-    FakeTcp rel{cap, 2, kQOut, kMta};
+    ChainLegs legs;
+    Capture& cap = legs.cap;
+    FakeTcp &first = legs.first, &hop = legs.hop, &rel = legs.rel;
     first.handshake();
     FrameNum req = first.client(kConnectMta);
     hop.handshake();

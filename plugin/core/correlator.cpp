@@ -176,21 +176,24 @@ std::uint32_t Correlator::classify(const Segment& seg, std::uint32_t slot) {
     if (!u.known[d] || static_cast<std::int32_t>(seg.seq - u.next_seq[d]) <= 0) {
         // In order (or no handshake seen): classify on the bytes we have, in
         // sequence: this segment followed by held ones that continue it.
-        std::string prefix(reinterpret_cast<const char*>(seg.data), seg.len);
-        std::uint32_t next = seg.seq + static_cast<std::uint32_t>(seg.len);
-        for (bool grown = true; grown && prefix.size() < 64;) {
-            grown = false;
-            for (const auto& h : u.held) {
-                if (h.seg.seq == next && (h.seg.src == seg.src)) {
-                    prefix += h.bytes;
-                    next += static_cast<std::uint32_t>(h.bytes.size());
-                    grown = true;
+        std::string prefix;
+        Segment probe = seg;
+        if (!u.held.empty()) {  // rare: copy only then
+            prefix.assign(reinterpret_cast<const char*>(seg.data), seg.len);
+            std::uint32_t next = seg.seq + static_cast<std::uint32_t>(seg.len);
+            for (bool grown = true; grown && prefix.size() < 64;) {
+                grown = false;
+                for (const auto& h : u.held) {
+                    if (h.seg.seq == next && (h.seg.src == seg.src)) {
+                        prefix += h.bytes;
+                        next += static_cast<std::uint32_t>(h.bytes.size());
+                        grown = true;
+                    }
                 }
             }
+            probe.data = reinterpret_cast<const std::uint8_t*>(prefix.data());
+            probe.len = prefix.size();
         }
-        Segment probe = seg;
-        probe.data = reinterpret_cast<const std::uint8_t*>(prefix.data());
-        probe.len = prefix.size();
         std::uint32_t decided = classify_payload(probe);
         if (decided >= kSlotBase) {
             // Process this segment, then replay the held ones in their frame order.
@@ -369,22 +372,13 @@ void Correlator::add_event(FrameNum frame, std::uint32_t flow, std::uint16_t ev)
     n->events |= ev;
 }
 
-const FrameNote* Correlator::note(FrameNum frame) const {
-    // Every pass asks frame after frame, so the answer is almost always at
-    // the position where the previous search ended: check there first.
-    const std::size_t n = notes_.size();
-    std::size_t i = note_hint_ < n ? note_hint_ : n;
-    if (!((i == n || notes_[i].frame >= frame) && (i == 0 || notes_[i - 1].frame < frame))) {
-        i = static_cast<std::size_t>(std::lower_bound(notes_.begin(), notes_.end(), frame,
-                                                      [](const FrameNote& a, FrameNum f) { return a.frame < f; }) -
-                                     notes_.begin());
-    }
-    if (i < n && notes_[i].frame == frame) {
-        note_hint_ = i + 1;
-        return &notes_[i];
-    }
-    note_hint_ = i;
-    return nullptr;
+const FrameNote* Correlator::note_search(FrameNum frame) const {
+    const auto it = std::lower_bound(notes_.begin(), notes_.end(), frame,
+                                     [](const FrameNote& a, FrameNum f) { return a.frame < f; });
+    note_hint_ = static_cast<std::size_t>(it - notes_.begin());
+    if (it == notes_.end() || it->frame != frame) return nullptr;
+    ++note_hint_;
+    return &*it;
 }
 
 void Correlator::process(std::uint32_t idx, const Segment& seg) {
@@ -750,7 +744,15 @@ void Correlator::tunnel_bytes(std::uint32_t idx, bool from_client, const std::ui
         }
         f.live->tunnel_started = true;
     }
-    if (f.role == Role::Proxy && !f.mail_port && !cfg_.content_detection) return;
+    if (f.role == Role::Proxy && !f.mail_port) {
+        if (!cfg_.content_detection) return;
+        // A tunnel to another port opening with TLS or binary bytes (most
+        // proxied HTTPS): benign at once, without building a session.
+        if (!f.smtp && SmtpSession::opening(from_client, d, n) != SmtpSession::Opening::Text) {
+            mark_benign(idx);
+            return;
+        }
+    }
     if (!f.smtp) f.smtp = std::make_unique<SmtpSession>();
     SmtpSession& s = *f.smtp;
     const bool had_smtp = s.smtp_seen();

@@ -115,15 +115,29 @@ public:
     explicit Correlator(Config cfg = {});
 
     void on_segment(const Segment& seg);
-    // The benign fast path: this stream was classified and will never be
-    // looked at again, so its frames need not become Segments at all.
-    bool ignores(StreamId stream) const {
-        return stream < slots_.size() && slots_[stream] == kSlotIgnored;
+    // The benign fast path: a segment that would change nothing, so it need
+    // not become a Segment at all. Either its stream was classified and will
+    // never be looked at again, or it is a bare ACK or FIN of a stream still
+    // waiting for its first data (of those, only a SYN is recorded).
+    bool skips(StreamId stream, std::size_t len, std::uint16_t flags) const {
+        if (stream >= slots_.size()) return false;
+        const std::uint32_t slot = slots_[stream];
+        return slot == kSlotIgnored || (slot == kSlotPending && len == 0 && !(flags & kSyn));
     }
     // A DNS answer: name (any case, optional trailing dot) resolves to addrs.
     void on_dns(std::string_view name, const std::vector<Addr>& addrs);
 
-    const FrameNote* note(FrameNum frame) const;
+    // Every pass asks frame after frame, so the answer is almost always at
+    // the position where the previous search ended: that is checked inline
+    // (this runs on every frame), anything else is a binary search.
+    const FrameNote* note(FrameNum frame) const {
+        const std::size_t n = notes_.size(), i = note_hint_;
+        if (i > n || (i < n && notes_[i].frame < frame) || (i > 0 && notes_[i - 1].frame >= frame))
+            return note_search(frame);
+        if (i == n || notes_[i].frame != frame) return nullptr;
+        note_hint_ = i + 1;
+        return &notes_[i];
+    }
     View view(const FrameNote& note) const;
     // Same, reusing the caller's View (no allocation once its vectors have grown).
     void view_into(const FrameNote& note, View& out) const;
@@ -154,6 +168,7 @@ private:
     std::uint32_t classify_payload(const Segment& seg);
     void replay_held(std::uint32_t idx, StreamId stream);
     FrameNote* note_slot(FrameNum frame);
+    const FrameNote* note_search(FrameNum frame) const;
     std::uint32_t new_flow(const Segment& seg, Role role, const Endpoint& client, const Endpoint& server);
     void add_event(FrameNum frame, std::uint32_t flow, std::uint16_t ev);
     void record_frame(FrameNum frame, std::uint32_t flow);

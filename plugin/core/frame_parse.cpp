@@ -48,15 +48,17 @@ bool ipv4(const std::uint8_t* p, std::size_t n, Packet& pkt) {
     if (ihl < 20 || ihl > n || total < ihl) return false;
     // More fragments, or not the first one: the segment is not whole here.
     if ((be16(p + 6) & 0x3FFF) != 0) return false;
-    pkt.src = Addr::v4(p + 12);
-    pkt.dst = Addr::v4(p + 16);
+    pkt.family = 4;
+    pkt.src_ip = p + 12;
+    pkt.dst_ip = p + 16;
     return transport(pkt, p[9], p + ihl, n - ihl, total - ihl);
 }
 
 bool ipv6(const std::uint8_t* p, std::size_t n, Packet& pkt) {
     if (n < 40 || (p[0] >> 4) != 6) return false;
-    pkt.src = Addr::v6(p + 8);
-    pkt.dst = Addr::v6(p + 24);
+    pkt.family = 6;
+    pkt.src_ip = p + 8;
+    pkt.dst_ip = p + 24;
     std::size_t payload_len = be16(p + 4);
     std::uint8_t next = p[6];
     std::size_t off = 40;

@@ -21,9 +21,12 @@ namespace soh {
 
 enum class LinkType : std::uint8_t { Ethernet, LinuxSll, LinuxSll2, RawIp, Null, Loop, Unsupported };
 
+// Points into the frame: valid while its bytes are. Addresses are copied
+// only on demand, as most frames need no more than a cache probe.
 struct Packet {
-    Addr src;
-    Addr dst;
+    std::uint8_t family = 0;               // 4 or 6
+    const std::uint8_t* src_ip = nullptr;  // 4 or 16 bytes, network order
+    const std::uint8_t* dst_ip = nullptr;
     std::uint8_t proto = 0;  // 6 TCP, 17 UDP
     std::uint16_t sport = 0;
     std::uint16_t dport = 0;
@@ -31,10 +34,13 @@ struct Packet {
     std::uint16_t flags = 0;   // TCP only
     const std::uint8_t* payload = nullptr;
     std::size_t len = 0;       // captured payload bytes
+
+    Addr src() const { return family == 4 ? Addr::v4(src_ip) : Addr::v6(src_ip); }
+    Addr dst() const { return family == 4 ? Addr::v4(dst_ip) : Addr::v6(dst_ip); }
 };
 
 // Fills `out` and returns true when the frame holds a TCP or UDP segment.
-// The second form runs on every frame: no copies.
+// The second form runs on every frame.
 std::optional<Packet> parse_frame(LinkType link, const std::uint8_t* data, std::size_t caplen);
 bool parse_frame(LinkType link, const std::uint8_t* data, std::size_t caplen, Packet& out);
 

@@ -100,25 +100,28 @@ void SmtpSession::feed(bool from_client, const std::uint8_t* data, std::size_t l
     if (opaque_) release_buffers();
 }
 
+SmtpSession::Opening SmtpSession::opening(bool from_client, const std::uint8_t* data, std::size_t len) {
+    // A TLS handshake record (RFC 8446 §5.1: type 22, version 3.x) from the
+    // client before any SMTP: implicit TLS (port 465) or not SMTP at all.
+    if (from_client && len >= 3 && data[0] == 0x16 && data[1] == 0x03) return Opening::Tls;
+    std::size_t n = std::min<std::size_t>(len, 64);
+    for (std::size_t i = 0; i < n; ++i) {
+        unsigned char c = data[i];
+        if (c < 0x20 && c != '\r' && c != '\n' && c != '\t') return Opening::Binary;
+    }
+    return Opening::Text;
+}
+
 void SmtpSession::first_bytes(bool from_client, const std::uint8_t* data, std::size_t len) {
     bool& seen = from_client ? seen_client_bytes_ : seen_server_bytes_;
     if (seen) return;
     seen = true;
-    // A TLS handshake record (RFC 8446 §5.1: type 22, version 3.x) from the
-    // client before any SMTP: implicit TLS (port 465) or not SMTP at all.
-    if (from_client && !smtp_seen() && len >= 3 && data[0] == 0x16 && data[1] == 0x03) {
+    const Opening o = opening(from_client, data, len);
+    if (o == Opening::Text || smtp_seen()) return;
+    not_smtp_ = true;
+    if (o == Opening::Tls) {
         tls_first_ = true;
         opaque_ = true;
-        not_smtp_ = true;
-        return;
-    }
-    std::size_t n = std::min<std::size_t>(len, 64);
-    for (std::size_t i = 0; i < n; ++i) {
-        unsigned char c = data[i];
-        if (c < 0x20 && c != '\r' && c != '\n' && c != '\t') {
-            if (!smtp_seen()) not_smtp_ = true;
-            return;
-        }
     }
 }
 

@@ -63,6 +63,11 @@ public:
     static constexpr std::size_t kMaxCounted = 4096;  // frames with envelope growth kept
     static constexpr std::size_t kUndecidedBytes = 16 * 1024;
 
+    // What the first bytes of one direction say: text may be SMTP; a TLS
+    // handshake record from the client, or control characters, rule it out.
+    enum class Opening : std::uint8_t { Text, Tls, Binary };
+    static Opening opening(bool from_client, const std::uint8_t* data, std::size_t len);
+
     // Feeds in-order bytes of one direction, seen in frame `frame` at `time`.
     void feed(bool from_client, const std::uint8_t* data, std::size_t len, FrameNum frame, double time);
     // Bytes of this direction were lost: resynchronise at the next line.

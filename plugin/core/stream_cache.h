@@ -33,37 +33,39 @@ public:
         }
     };
 
-    static Key key(const Endpoint& a, const Endpoint& b) {
+    // a and b point at the raw addresses (4 bytes for family 4, else 16).
+    static Key key(std::uint8_t family, const std::uint8_t* a, std::uint16_t a_port, const std::uint8_t* b,
+                   std::uint16_t b_port) {
+        std::uint64_t a0 = 0, a1 = 0, b0 = 0, b1 = 0;
+        if (family == 4) {
+            std::uint32_t a4, b4;
+            std::memcpy(&a4, a, 4);
+            std::memcpy(&b4, b, 4);
+            a0 = a4;
+            b0 = b4;
+        } else {
+            std::memcpy(&a0, a, 8);
+            std::memcpy(&a1, a + 8, 8);
+            std::memcpy(&b0, b, 8);
+            std::memcpy(&b1, b + 8, 8);
+        }
         // Any total order of endpoints will do: compare as native words.
-        std::uint64_t a0, a1, b0, b1;
-        std::memcpy(&a0, a.addr.bytes.data(), 8);
-        std::memcpy(&a1, a.addr.bytes.data() + 8, 8);
-        std::memcpy(&b0, b.addr.bytes.data(), 8);
-        std::memcpy(&b1, b.addr.bytes.data() + 8, 8);
-        const bool a_first = a0 != b0 ? a0 < b0 : a1 != b1 ? a1 < b1 : a.port <= b.port;
-        const std::uint64_t ports = a_first ? (std::uint64_t{a.port} << 16 | b.port) : (std::uint64_t{b.port} << 16 | a.port);
-        return a_first ? Key{{a0, a1, b0, b1, ports << 8 | a.addr.family}}
-                       : Key{{b0, b1, a0, a1, ports << 8 | a.addr.family}};
+        const bool a_first = a0 != b0 ? a0 < b0 : a1 != b1 ? a1 < b1 : a_port <= b_port;
+        const std::uint64_t ports = a_first ? (std::uint64_t{a_port} << 16 | b_port) : (std::uint64_t{b_port} << 16 | a_port);
+        return a_first ? Key{{a0, a1, b0, b1, ports << 8 | family}} : Key{{b0, b1, a0, a1, ports << 8 | family}};
+    }
+    static Key key(const Endpoint& a, const Endpoint& b) {
+        return key(a.addr.family, a.addr.bytes.data(), a.port, b.addr.bytes.data(), b.port);
     }
 
     // The stream of this 4-tuple; *at_syn tells whether the entry was written at a SYN.
     std::optional<StreamId> find(const Key& k, bool* at_syn = nullptr) const {
-        if (size_ == 0) return std::nullopt;
         // Most frames belong to the connection of the frame before.
         if (last_ != kNoSlot && slots_[last_].key == k) {
             if (at_syn) *at_syn = slots_[last_].at_syn;
             return slots_[last_].id;
         }
-        const std::uint64_t h = hash(k);
-        for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
-            const Slot& s = slots_[i];
-            if (!s.used) return std::nullopt;
-            if (s.hash == h && s.key == k) {
-                if (at_syn) *at_syn = s.at_syn;
-                last_ = i;
-                return s.id;
-            }
-        }
+        return probe(k, at_syn);
     }
     std::optional<StreamId> find(const Endpoint& a, const Endpoint& b, bool* at_syn = nullptr) const {
         return find(key(a, b), at_syn);
@@ -87,6 +89,20 @@ public:
     std::size_t size() const { return size_; }
 
 private:
+    [[gnu::noinline]] std::optional<StreamId> probe(const Key& k, bool* at_syn) const {
+        if (size_ == 0) return std::nullopt;
+        const std::uint64_t h = hash(k);
+        for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
+            const Slot& s = slots_[i];
+            if (!s.used) return std::nullopt;
+            if (s.hash == h && s.key == k) {
+                if (at_syn) *at_syn = s.at_syn;
+                last_ = i;
+                return s.id;
+            }
+        }
+    }
+
     struct Slot {
         std::uint64_t hash = 0;
         Key key{};
@@ -103,12 +119,6 @@ private:
             h ^= h >> 32;
         }
         return h;
-    }
-
-    static void put_endpoint(std::uint8_t* out, const Endpoint& e) {
-        std::memcpy(out, e.addr.bytes.data(), 16);
-        out[16] = static_cast<std::uint8_t>(e.port >> 8);
-        out[17] = static_cast<std::uint8_t>(e.port);
     }
 
     void clear() {

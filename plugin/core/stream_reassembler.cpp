@@ -11,7 +11,7 @@ std::int32_t diff(std::uint32_t a, std::uint32_t b) {
 }  // namespace
 
 void StreamReassembler::add(std::uint32_t seq, bool syn, const std::uint8_t* data, std::size_t len,
-                            const Deliver& deliver, const Gap& gap) {
+                            Deliver deliver, Gap gap) {
     if (syn) {
         // The SYN occupies one sequence number; data (TCP Fast Open) follows it.
         seq += 1;
@@ -70,7 +70,7 @@ void StreamReassembler::add(std::uint32_t seq, bool syn, const std::uint8_t* dat
     held_bytes_ += len;
 }
 
-void StreamReassembler::drain(const Deliver& deliver) {
+void StreamReassembler::drain(Deliver deliver) {
     // held_ is ordered by raw seq, which is fine within the small window we hold
     // (a wrap inside the window only delays delivery until the hole rule fires).
     bool progress = true;

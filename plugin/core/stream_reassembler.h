@@ -10,10 +10,10 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <functional>
-#include <cstdint>
 #include <map>
 #include <string>
+
+#include "function_ref.h"
 
 namespace soh {
 
@@ -23,20 +23,21 @@ public:
     static constexpr std::size_t kMaxHeldSegments = 32;
 
     // deliver(data, len) gets in-order bytes; gap() is called when bytes were lost.
-    using Deliver = std::function<void(const std::uint8_t*, std::size_t)>;
-    using Gap = std::function<void()>;
+    // Both are called only during add().
+    using Deliver = FunctionRef<void(const std::uint8_t*, std::size_t)>;
+    using Gap = FunctionRef<void()>;
 
     // seq is the sequence number of the first payload byte; for a SYN pass
     // syn=true and the SYN's own sequence number.
     void add(std::uint32_t seq, bool syn, const std::uint8_t* data, std::size_t len,
-             const Deliver& deliver, const Gap& gap);
+             Deliver deliver, Gap gap);
 
     bool started() const { return started_; }
     std::size_t held_bytes() const { return held_bytes_; }
     std::uint64_t gaps() const { return gaps_; }
 
 private:
-    void drain(const Deliver& deliver);
+    void drain(Deliver deliver);
 
     bool started_ = false;
     std::uint32_t next_ = 0;

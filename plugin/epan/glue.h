@@ -56,7 +56,8 @@ extern StreamCache* streams;  // likewise
 
 // Feeds the engine with what this frame shows (first pass only).
 void observe(tvbuff_t* tvb, packet_info* pinfo);
-// Adds our subtree, expert items and Info tag for this frame, if any.
-void render(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree);
+// Adds our subtree, expert items and Info tag for this frame, from its note
+// (null: the frame has none, but may carry the notes-overflow item).
+void render(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, const FrameNote* n);
 
 }  // namespace soh::glue

@@ -33,6 +33,7 @@ range_t* pref_mail_ports = nullptr;
 guint pref_window_s = 30;
 guint pref_slack_ms = 50;
 gboolean pref_content = TRUE;
+bool enabled = false;  // for this file: see init_file
 
 void init_file() {
     Config cfg;
@@ -50,9 +51,15 @@ void init_file() {
 
     wanted.proto_tcp = proto_get_id_by_filter_name("tcp");
     wanted.expert_tap = find_tap_id("expert");
+    // The handle carries no protocol (see soh_register_protocol), so the
+    // "enabled" check Wireshark would make per frame is made here, once:
+    // enabling or disabling a protocol makes Wireshark redissect, which
+    // starts with the init routines (epan_new → init_dissection).
+    enabled = engine && streams && proto_is_protocol_enabled(protocol);
 }
 
 void cleanup_file() {
+    enabled = false;
     delete engine;
     engine = nullptr;
     delete streams;
@@ -60,13 +67,15 @@ void cleanup_file() {
 }
 
 int dissect(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, void*) {
-    // The handle carries no protocol (see soh_register_protocol), so the
-    // "enabled" check that Wireshark would make is made here.
-    if (!engine || !streams || !proto_is_protocol_enabled(protocol)) return 0;
+    // Runs on every frame: the common case (no note for this frame) touches
+    // as little code as it can.
+    if (!enabled) return 0;
     if (!PINFO_FD_VISITED(pinfo)) observe(tvb, pinfo);
+    const FrameNote* n = engine->note(pinfo->num);
+    if (!n && pinfo->num != engine->notes_overflow_frame()) return 0;
     const char* saved = pinfo->current_proto;
     pinfo->current_proto = "SMTP-over-HTTP";  // names us in expert items and errors
-    render(tvb, pinfo, tree);
+    render(tvb, pinfo, tree, n);
     pinfo->current_proto = saved;
     return 0;
 }

@@ -136,7 +136,7 @@ void tap_frame(packet_info* pinfo, const View& v, const Flow& self, std::uint16_
 
 }  // namespace
 
-void render(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree) {
+void render(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, const FrameNote* n) {
     // Nobody looks at this frame's tree, columns, expert items or statistics
     // (e.g. tshark -q -z conv,tcp): nothing to do.
     const bool experts = wanted.expert_tap >= 0 && have_tap_listener(wanted.expert_tap);
@@ -145,7 +145,6 @@ void render(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree) {
         expert_add_info_format(pinfo, nullptr, &ei.table_full,
                                "Frames from here on are not annotated: limit of %zu frames reached",
                                engine->config().max_frame_notes);
-    const FrameNote* n = engine->note(pinfo->num);
     if (!n) return;
     if ((n->events & kEvTableFull) && n->flow == kNone) {
         expert_add_info_format(pinfo, nullptr, &ei.table_full,

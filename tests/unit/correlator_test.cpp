@@ -1439,5 +1439,94 @@ TEST(CorrelatorChain, OtherConnectionsFromTheProxyAreNotHops) {
     EXPECT_TRUE(v.chain.empty());
 }
 
+// --- the glue's fast path ------------------------------------------------
+
+TEST(CorrelatorFastPath, SkipsBareSegmentsOfUnclassifiedAndAllOfIgnoredStreams) {
+    Capture cap;
+    const Correlator& c = cap.corr();
+    FakeTcp web(cap, 0, ep("192.0.2.50", 41000), ep("93.184.216.34", 80));
+    EXPECT_FALSE(c.skips(0, 0, kSyn));  // never seen: the SYN must be recorded
+    web.handshake();
+    EXPECT_TRUE(c.skips(0, 0, kAck));           // bare ACK while waiting for data
+    EXPECT_TRUE(c.skips(0, 0, kFin | kAck));
+    EXPECT_FALSE(c.skips(0, 0, kSyn | kAck));   // a SYN says where data starts
+    EXPECT_FALSE(c.skips(0, 5, kPsh | kAck));   // the first data classifies it
+    web.client("GET / HTTP/1.1\r\nHost: www.example\r\n\r\n");
+    EXPECT_TRUE(c.skips(0, 100, kPsh | kAck));  // direct web traffic: ignored
+
+    FakeTcp tun(cap, 1, kAttacker, kProxy);
+    tun.handshake();
+    tun.client(kConnectMta);
+    EXPECT_FALSE(c.skips(1, 0, kAck));  // a tracked proxy leg sees every segment
+    EXPECT_FALSE(c.skips(7, 0, kAck));  // never seen
+}
+
+// Runs one capture with every segment fed and once as the post-dissector
+// feeds it; what each frame shows must be the same.
+void mixed_traffic(Capture& cap) {
+    FakeTcp web(cap, 0, ep("192.0.2.50", 41000), ep("93.184.216.34", 80));
+    FakeTcp https(cap, 1, ep("192.0.2.51", 41001), kProxy);
+    FakeTcp https_rel(cap, 2, ep("203.0.113.1", 50002), ep("93.184.216.34", 443));
+    FakeTcp tun(cap, 3, kAttacker, kProxy);
+    FakeTcp rel(cap, 4, kProxyOut, kMta);
+    web.handshake();
+    https.handshake();
+    web.client("GET / HTTP/1.1\r\nHost: www.example\r\n\r\n");
+    https.client("CONNECT www.example.com:443 HTTP/1.1\r\n\r\n");
+    https_rel.handshake();
+    https.server(k200);
+    tun.handshake();
+    web.server("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    client_says(https, https_rel, bin("\x16\x03\x01\x00\x05\x01\x00\x00\x01\x03"));
+    tun.client(kConnectMta);
+    rel.handshake();
+    tun.server(k200);
+    relay_smtp(tun, rel);
+    server_says(https, https_rel, bin("\x16\x03\x03\x00\x01\x02"));
+    web.close();
+    https_rel.close();
+    https.close();
+    rel.close();
+    tun.close();
+}
+
+TEST(CorrelatorFastPath, SkippedSegmentsChangeNothing) {
+    Capture all, fast;
+    fast.fast_path = true;
+    mixed_traffic(all);
+    mixed_traffic(fast);
+    ASSERT_EQ(all.last_frame(), fast.last_frame());
+    int suspects = 0;
+    for (FrameNum f = 1; f <= all.last_frame(); ++f) {
+        EXPECT_EQ(describe(all.corr(), f), describe(fast.corr(), f)) << "frame " << f;
+        suspects += suspect(all.corr(), f);
+    }
+    EXPECT_GT(suspects, 10);  // the incident is there to compare
+}
+
+TEST(CorrelatorFastPath, NoteLookupInAnyOrder) {
+    Capture cap;
+    FakeTcp tun(cap, 0, kAttacker, kProxy);
+    FakeTcp rel(cap, 1, kProxyOut, kMta);
+    tun.handshake();
+    tun.client(kConnectMta);
+    rel.handshake();
+    tun.server(k200);
+    relay_smtp(tun, rel);
+    const Correlator& c = cap.corr();
+    std::vector<FrameNum> noted;
+    for (FrameNum f = 1; f <= cap.last_frame(); ++f)
+        if (const FrameNote* n = c.note(f)) {
+            EXPECT_EQ(n->frame, f);
+            noted.push_back(f);
+        }
+    ASSERT_GT(noted.size(), 5u);
+    // Backwards, then jumping about: each answer as in frame order.
+    for (auto it = noted.rbegin(); it != noted.rend(); ++it) EXPECT_EQ(c.note(*it)->frame, *it);
+    for (std::size_t i = 0; i < noted.size(); i += 3) EXPECT_EQ(c.note(noted[noted.size() - 1 - i])->frame, noted[noted.size() - 1 - i]);
+    EXPECT_EQ(c.note(cap.last_frame() + 100), nullptr);
+    EXPECT_EQ(c.note(0), nullptr);
+}
+
 }  // namespace
 }  // namespace soh

@@ -46,8 +46,8 @@ TEST(FrameParse, EthernetIpv4Tcp) {
     auto p = parse_frame(LinkType::Ethernet, f.data(), f.size());
     ASSERT_TRUE(p);
     EXPECT_EQ(p->proto, 6);
-    EXPECT_EQ(p->src.str(), "192.0.2.10");
-    EXPECT_EQ(p->dst.str(), "203.0.113.1");
+    EXPECT_EQ(p->src().str(), "192.0.2.10");
+    EXPECT_EQ(p->dst().str(), "203.0.113.1");
     EXPECT_EQ(p->sport, 40001);
     EXPECT_EQ(p->dport, 8888);
     EXPECT_EQ(p->seq, 1000u);
@@ -101,7 +101,7 @@ TEST(FrameParse, RawIpv6WithHopByHopHeader) {
     ip.insert(ip.end(), tcp.begin(), tcp.end());
     auto p = parse_frame(LinkType::RawIp, ip.data(), ip.size());
     ASSERT_TRUE(p);
-    EXPECT_EQ(p->dst.str(), "2001:db8::25");
+    EXPECT_EQ(p->dst().str(), "2001:db8::25");
     EXPECT_EQ(p->len, 8u);
 }
 

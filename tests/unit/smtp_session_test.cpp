@@ -462,5 +462,20 @@ TEST(SmtpSession, OverlongCommandLineDoesNotBreakMatching) {
     EXPECT_EQ(d.env().rcpt_accepted, 1u);
 }
 
+TEST(SmtpSession, OpeningBytesThatRuleSmtpOut) {
+    using O = SmtpSession::Opening;
+    auto open = [](bool from_client, std::string_view s) {
+        return SmtpSession::opening(from_client, reinterpret_cast<const std::uint8_t*>(s.data()), s.size());
+    };
+    EXPECT_EQ(open(false, "220 mx.example ESMTP\r\n"), O::Text);
+    EXPECT_EQ(open(true, "EHLO a\r\n"), O::Text);
+    EXPECT_EQ(open(true, std::string_view("\x16\x03\x01\x00\x05", 5)), O::Tls);
+    // The same bytes from the server are no client hello, but still not text.
+    EXPECT_EQ(open(false, std::string_view("\x16\x03\x01\x00\x05", 5)), O::Binary);
+    EXPECT_EQ(open(true, std::string_view("SSH-2.0\0", 8)), O::Binary);
+    EXPECT_EQ(open(true, "\tHELO\r\n"), O::Text);
+    EXPECT_EQ(open(true, ""), O::Text);  // nothing to go on
+}
+
 }  // namespace
 }  // namespace soh

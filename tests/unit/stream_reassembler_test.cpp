@@ -208,5 +208,26 @@ TEST(StreamReassembler, GapSkipsToEarliestHeldNotToNewest) {
     EXPECT_EQ(s.out, "A" + held + "Z");
 }
 
+TEST(FunctionRef, CallsTheReferencedCallableWithItsCaptures) {
+    std::string seen;
+    int calls = 0;
+    const std::string prefix = "> ";
+    auto append = [&](const std::uint8_t* p, std::size_t n) {
+        seen += prefix;
+        seen.append(reinterpret_cast<const char*>(p), n);
+        ++calls;
+    };
+    FunctionRef<void(const std::uint8_t*, std::size_t)> ref(append);
+    FunctionRef<void(const std::uint8_t*, std::size_t)> copy = ref;
+    const std::uint8_t bytes[] = {'a', 'b'};
+    ref(bytes, 2);
+    copy(bytes, 1);
+    EXPECT_EQ(seen, "> ab> a");
+    EXPECT_EQ(calls, 2);
+    // A temporary callable lives until the call it is passed to returns.
+    auto call = [](FunctionRef<int(int)> f, int x) { return f(x); };
+    EXPECT_EQ(call([](int x) { return 2 * x; }, 21), 42);
+}
+
 }  // namespace
 }  // namespace soh

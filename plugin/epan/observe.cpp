@@ -39,9 +39,11 @@ LinkType link_type(const packet_info* pinfo) {
 // reused 4-tuple: it asks again, and so does a SYN-ACK unless that SYN was
 // seen.
 bool conversation_stream(packet_info* pinfo, const Packet& p, const StreamCache::Key& key, StreamId* out) {
+    const address_type type = p.family == 4 ? AT_IPv4 : AT_IPv6;
+    const int len = p.family == 4 ? 4 : 16;
     address src, dst;
-    set_address(&src, p.family == 4 ? AT_IPv4 : AT_IPv6, p.family == 4 ? 4 : 16, p.src_ip);
-    set_address(&dst, p.family == 4 ? AT_IPv4 : AT_IPv6, p.family == 4 ? 4 : 16, p.dst_ip);
+    set_address(&src, type, len, p.src_ip);
+    set_address(&dst, type, len, p.dst_ip);
     conversation_t* conv = find_conversation(pinfo->num, &src, &dst, CONVERSATION_TCP, p.sport, p.dport, 0);
     if (!conv) return false;
     auto* tcpd = static_cast<const tcp_analysis*>(conversation_get_proto_data(conv, wanted.proto_tcp));

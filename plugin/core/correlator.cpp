@@ -1,8 +1,9 @@
 #include "correlator.h"
 
 #include <algorithm>
-#include <cctype>
+#include <cstring>
 
+#include "ascii.h"
 #include "http_parse.h"
 #include "socks_parse.h"
 
@@ -18,7 +19,7 @@ enum ServerPhase : std::uint8_t { kIdle, kStatus, kRespHeaders, kSTunnel, kSocks
 std::string dns_key(std::string_view name) {
     std::string key;
     key.reserve(name.size());
-    for (char c : name) key += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (char c : name) key += ascii::lower(c);
     while (!key.empty() && key.back() == '.') key.pop_back();
     return key;
 }
@@ -157,9 +158,7 @@ std::uint32_t Correlator::classify(const Segment& seg, std::uint32_t slot) {
         // Remember where each side's data starts, so that a first data segment
         // arriving out of order can wait for the ones before it.
         if (seg.flags & kSyn) {
-            if (unclassified_.size() >= kMaxUnclassified && !unclassified_.count(seg.stream))
-                unclassified_.clear();  // bounded: forget old handshakes wholesale
-            Unclassified& u = unclassified_[seg.stream];
+            Unclassified& u = unclassified_.insert(seg.stream);  // bounded: see StreamTable
             const bool from_client = !(seg.flags & kAck);
             if (from_client) u.syn_sender = seg.src;
             const int d = from_client ? 0 : 1;
@@ -169,9 +168,9 @@ std::uint32_t Correlator::classify(const Segment& seg, std::uint32_t slot) {
         }
         return kSlotPending;
     }
-    auto it = unclassified_.find(seg.stream);
-    if (it == unclassified_.end()) return classify_payload(seg);
-    Unclassified& u = it->second;
+    Unclassified* held = unclassified_.find(seg.stream);
+    if (!held) return classify_payload(seg);
+    Unclassified& u = *held;
     const int d = seg.src == u.syn_sender ? 0 : 1;
     if (!u.known[d] || static_cast<std::int32_t>(seg.seq - u.next_seq[d]) <= 0) {
         // In order (or no handshake seen): classify on the bytes we have, in
@@ -202,12 +201,12 @@ std::uint32_t Correlator::classify(const Segment& seg, std::uint32_t slot) {
             replay_held(decided - kSlotBase, seg.stream);
             return kSlotHandled;
         }
-        unclassified_.erase(it);
+        unclassified_.erase(seg.stream);
         return decided;
     }
     // An early segment: hold it (bounded) until the one before it arrives.
     if (u.held_bytes + seg.len > kMaxHeldPerStream || u.held.size() >= 8) {
-        unclassified_.erase(it);
+        unclassified_.erase(seg.stream);
         return classify_payload(seg);
     }
     HeldSegment h{seg, std::string(reinterpret_cast<const char*>(seg.data), seg.len)};
@@ -216,8 +215,27 @@ std::uint32_t Correlator::classify(const Segment& seg, std::uint32_t slot) {
     return kSlotPending;
 }
 
+// Proxied web browsing: a whole request line in the first segment asking for
+// an absolute URI on a port that is not a mail port (or, without content
+// detection, any request to such a port). set_request would mark the leg
+// benign at once and nothing of it would ever be shown, so it gets no flow:
+// most connections to a busy proxy cost no more than a direct one.
+bool Correlator::plainly_benign_request(const std::uint8_t* d, std::size_t n) const {
+    // A tunnel may carry SMTP to any port: with content detection, its bytes decide.
+    std::string method;
+    for (std::size_t i = 0; i < n && i < 16 && d[i] != ' '; ++i) method += ascii::upper(static_cast<char>(d[i]));
+    if (cfg_.content_detection && relays_verbatim(method_of(method))) return false;
+    const auto* nl = static_cast<const std::uint8_t*>(std::memchr(d, '\n', std::min<std::size_t>(n, 4096)));
+    if (!nl) return false;  // split or overlong: the parser decides
+    const auto req = parse_request_line(std::string_view(reinterpret_cast<const char*>(d), static_cast<std::size_t>(nl - d)));
+    if (!req) return false;
+    const auto target = proxy_target(*req);
+    return target && !is_mail_port(target->port);
+}
+
 std::uint32_t Correlator::classify_payload(const Segment& seg) {
     if (looks_like_proxy_request(seg.data, seg.len)) {
+        if (plainly_benign_request(seg.data, seg.len)) return kSlotIgnored;
         std::uint32_t idx = new_flow(seg, Role::Proxy, seg.src, seg.dst);
         return idx == kNone ? kSlotIgnored : kSlotBase + idx;
     }
@@ -256,10 +274,10 @@ bool Correlator::starts_chain(const Flow& f, const std::uint8_t* d, std::size_t 
 }
 
 void Correlator::replay_held(std::uint32_t idx, StreamId stream) {
-    auto it = unclassified_.find(stream);
-    if (it == unclassified_.end()) return;
-    std::vector<HeldSegment> held = std::move(it->second.held);
-    unclassified_.erase(it);
+    Unclassified* u = unclassified_.find(stream);
+    if (!u) return;
+    std::vector<HeldSegment> held = std::move(u->held);
+    unclassified_.erase(stream);
     std::sort(held.begin(), held.end(),
               [](const HeldSegment& a, const HeldSegment& b) { return a.seg.frame < b.seg.frame; });
     for (auto& h : held) {
@@ -351,6 +369,7 @@ FrameNote* Correlator::note_slot(FrameNum frame) {
     }
     if (notes_.empty() || notes_.back().frame < frame) {
         notes_.push_back(FrameNote{frame, kNone, 0});
+        last_noted_ = frame;
         return &notes_.back();
     }
     // An earlier frame (a held segment replayed): insert in order; it is near the end.

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "flow.h"
+#include "stream_table.h"
 #include "types.h"
 
 namespace soh {
@@ -110,7 +111,8 @@ struct Counters {
     std::uint64_t notes_dropped = 0;
 };
 
-class Correlator {
+// Cache-line aligned: the members every frame reads share one line.
+class alignas(64) Correlator {
 public:
     explicit Correlator(Config cfg = {});
 
@@ -132,6 +134,8 @@ public:
     // (this runs on every frame), anything else is a binary search.
     const FrameNote* note(FrameNum frame) const {
         const std::size_t n = notes_.size(), i = note_hint_;
+        // The first pass: no note past the newest one (touches no note).
+        if (i == n && frame > last_noted_) return nullptr;
         if (i > n || (i < n && notes_[i].frame < frame) || (i > 0 && notes_[i - 1].frame >= frame))
             return note_search(frame);
         if (i == n || notes_[i].frame != frame) return nullptr;
@@ -166,6 +170,7 @@ private:
     bool starts_chain(const Flow& f, const std::uint8_t* d, std::size_t n) const;
     void drop_hop_candidate(std::uint32_t idx);
     std::uint32_t classify_payload(const Segment& seg);
+    bool plainly_benign_request(const std::uint8_t* d, std::size_t n) const;
     void replay_held(std::uint32_t idx, StreamId stream);
     FrameNote* note_slot(FrameNum frame);
     const FrameNote* note_search(FrameNum frame) const;
@@ -205,12 +210,15 @@ private:
     void settle(std::vector<std::uint32_t> work);
     const std::vector<Addr>* resolve(const std::string& host) const;
 
-    Config cfg_;
-    std::vector<bool> mail_port_;  // 65536 entries
-    std::vector<Flow> flows_;
+    // Read for every frame (skips, note): first, so they share a cache line.
     std::vector<std::uint32_t> slots_;  // per tcp.stream: kSlot* or kSlotBase + flow
     std::vector<FrameNote> notes_;
     mutable std::size_t note_hint_ = 0;  // where note() expects the next frame
+    FrameNum last_noted_ = 0;            // notes_.back().frame, 0 when empty
+
+    Config cfg_;
+    std::vector<bool> mail_port_;  // 65536 entries
+    std::vector<Flow> flows_;
     FrameNum notes_overflow_ = 0;
     bool table_full_noted_ = false;
     // Proxy legs still waiting for their relay, by requested port.
@@ -232,9 +240,8 @@ private:
         std::vector<HeldSegment> held;
         std::size_t held_bytes = 0;
     };
-    static constexpr std::size_t kMaxUnclassified = 16384;
     static constexpr std::size_t kMaxHeldPerStream = 2048;
-    std::unordered_map<StreamId, Unclassified> unclassified_;
+    StreamTable<Unclassified> unclassified_{16384};
     std::vector<std::uint32_t> live_order_;  // flows with live state, oldest first
     std::size_t live_head_ = 0;
     std::size_t live_count_ = 0;

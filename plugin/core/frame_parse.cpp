@@ -100,7 +100,7 @@ std::optional<Packet> parse_frame(LinkType link, const std::uint8_t* data, std::
     return p;
 }
 
-bool parse_frame(LinkType link, const std::uint8_t* d, std::size_t n, Packet& pkt) {
+bool parse_frame_general(LinkType link, const std::uint8_t* d, std::size_t n, Packet& pkt) {
     if (!d) return false;
     switch (link) {
         case LinkType::Ethernet: {

@@ -1,8 +1,8 @@
 #include "http_parse.h"
 
 #include <algorithm>
-#include <cctype>
 
+#include "ascii.h"
 #include "types.h"
 
 namespace soh {
@@ -19,8 +19,7 @@ std::string_view trim(std::string_view s) {
 bool iequals(std::string_view a, std::string_view b) {
     if (a.size() != b.size()) return false;
     for (std::size_t i = 0; i < a.size(); ++i) {
-        if (std::tolower(static_cast<unsigned char>(a[i])) !=
-            std::tolower(static_cast<unsigned char>(b[i])))
+        if (ascii::lower(a[i]) != ascii::lower(b[i]))
             return false;
     }
     return true;
@@ -41,7 +40,7 @@ std::optional<std::uint16_t> parse_port(std::string_view s) {
 bool valid_reg_name(std::string_view h) {
     if (h.empty() || h.size() > 255) return false;
     return std::all_of(h.begin(), h.end(), [](char c) {
-        return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_';
+        return ascii::is_alnum(c) || c == '-' || c == '.' || c == '_';
     });
 }
 
@@ -110,11 +109,11 @@ std::optional<RequestLine> parse_request_line(std::string_view line) {
     std::string_view method = tokens[0];
     if (method.size() > 16 ||
         !std::all_of(method.begin(), method.end(),
-                     [](char c) { return std::isalpha(static_cast<unsigned char>(c)); }))
+                     ascii::is_alpha))
         return std::nullopt;
     RequestLine req;
     req.method.reserve(method.size());
-    for (char c : method) req.method += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    for (char c : method) req.method += ascii::upper(c);
     req.target = std::string(tokens[1]);
     std::string_view last = tokens[n - 1];
     if (n >= 3 && last.size() >= 5 && iequals(last.substr(0, 5), "HTTP/")) {
@@ -145,7 +144,7 @@ std::optional<HostPort> proxy_target(const RequestLine& req) {
 
 bool looks_like_proxy_request(const std::uint8_t* data, std::size_t len) {
     std::size_t i = 0;
-    while (i < len && i < 16 && std::isalpha(data[i])) ++i;
+    while (i < len && i < 16 && ascii::is_alpha(static_cast<char>(data[i]))) ++i;
     if (i == 0 || i >= len || data[i] != ' ') return false;
     std::string_view method(reinterpret_cast<const char*>(data), i);
     if (iequals(method, "CONNECT")) return true;
@@ -163,8 +162,7 @@ std::optional<StatusLine> parse_status_line(std::string_view line) {
     if (!iequals(line.substr(0, 5), "HTTP/")) return std::nullopt;
     StatusLine st;
     std::string_view v = line.substr(5);
-    if (v.size() < 3 || !std::isdigit(static_cast<unsigned char>(v[0])) || v[1] != '.' ||
-        !std::isdigit(static_cast<unsigned char>(v[2])))
+    if (v.size() < 3 || !ascii::is_digit(v[0]) || v[1] != '.' || !ascii::is_digit(v[2]))
         return std::nullopt;
     st.major = v[0] - '0';
     st.minor = v[2] - '0';
@@ -173,7 +171,7 @@ std::optional<StatusLine> parse_status_line(std::string_view line) {
     v = trim(v);
     if (v.size() < 3) return std::nullopt;
     for (int k = 0; k < 3; ++k) {
-        if (!std::isdigit(static_cast<unsigned char>(v[k]))) return std::nullopt;
+        if (!ascii::is_digit(v[k])) return std::nullopt;
         st.code = st.code * 10 + (v[k] - '0');
     }
     if (v.size() > 3 && !is_space(v[3])) return std::nullopt;

@@ -1,7 +1,8 @@
 #include "smtp_session.h"
 
 #include <algorithm>
-#include <cctype>
+
+#include "ascii.h"
 
 namespace soh {
 namespace {
@@ -9,7 +10,7 @@ namespace {
 bool iprefix(std::string_view s, std::string_view prefix) {
     if (s.size() < prefix.size()) return false;
     for (std::size_t i = 0; i < prefix.size(); ++i)
-        if (std::toupper(static_cast<unsigned char>(s[i])) != prefix[i]) return false;
+        if (ascii::upper(s[i]) != prefix[i]) return false;
     return true;
 }
 
@@ -36,7 +37,7 @@ std::string_view path_arg(std::string_view rest) {
 int reply_code(std::string_view line, bool* more) {
     if (line.size() < 3) return -1;
     for (int i = 0; i < 3; ++i)
-        if (!std::isdigit(static_cast<unsigned char>(line[i]))) return -1;
+        if (!ascii::is_digit(line[i])) return -1;
     if (line.size() > 3 && line[3] != ' ' && line[3] != '-' && line[3] != '\t') return -1;
     *more = line.size() > 3 && line[3] == '-';
     int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
@@ -230,7 +231,7 @@ void SmtpSession::client_line(std::string_view line, bool overlong) {
         std::string_view args = trim(line.substr(5));
         std::uint64_t n = 0;
         std::size_t i = 0;
-        while (i < args.size() && i < 12 && std::isdigit(static_cast<unsigned char>(args[i])))
+        while (i < args.size() && i < 12 && ascii::is_digit(args[i]))
             n = n * 10 + static_cast<std::uint64_t>(args[i++] - '0');
         bool last = contains_ci(args.substr(i), "LAST");
         push(last ? Cmd::BdatLast : Cmd::Bdat);

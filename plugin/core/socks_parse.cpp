@@ -1,7 +1,6 @@
 #include "socks_parse.h"
 
-#include <cctype>
-
+#include "ascii.h"
 #include "types.h"
 
 namespace soh {
@@ -38,7 +37,7 @@ std::size_t nul_field(const std::uint8_t* d, std::size_t len, std::size_t off) {
 bool printable_name(const std::string& s) {
     if (s.empty()) return false;
     for (unsigned char c : s)
-        if (!(std::isalnum(c) || c == '-' || c == '.' || c == '_')) return false;
+        if (!(ascii::is_alnum(static_cast<char>(c)) || c == '-' || c == '.' || c == '_')) return false;
     return true;
 }
 

@@ -20,7 +20,7 @@
 
 namespace soh {
 
-class StreamCache {
+class alignas(64) StreamCache {
 public:
     explicit StreamCache(std::size_t max_entries = 1u << 20) : max_(max_entries < 1 ? 1 : max_entries) {}
 
@@ -61,7 +61,7 @@ public:
     // The stream of this 4-tuple; *at_syn tells whether the entry was written at a SYN.
     std::optional<StreamId> find(const Key& k, bool* at_syn = nullptr) const {
         // Most frames belong to the connection of the frame before.
-        if (last_ != kNoSlot && slots_[last_].key == k) {
+        if (__builtin_expect(last_ != kNoSlot && slots_[last_].key == k, 1)) {
             if (at_syn) *at_syn = slots_[last_].at_syn;
             return slots_[last_].id;
         }
@@ -103,7 +103,8 @@ private:
         }
     }
 
-    struct Slot {
+    // One cache line each, so that a probe or the memo check reads one line.
+    struct alignas(64) Slot {
         std::uint64_t hash = 0;
         Key key{};
         StreamId id = 0;

@@ -54,8 +54,7 @@ extern int ett_envelope;
 extern Correlator* engine;    // one per capture file, between init and cleanup
 extern StreamCache* streams;  // likewise
 
-// Feeds the engine with what this frame shows (first pass only).
-void observe(tvbuff_t* tvb, packet_info* pinfo);
+// observe(tvb, pinfo), which feeds the engine, is in observe.h.
 // Adds our subtree, expert items and Info tag for this frame, from its note
 // (null: the frame has none, but may carry the notes-overflow item).
 void render(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, const FrameNote* n);

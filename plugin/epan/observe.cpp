@@ -12,27 +12,10 @@
 #include <wiretap/wtap.h>
 
 #include "dns_parse.h"
-#include "frame_parse.h"
-#include "stream_cache.h"
-#include "glue.h"
+#include "observe.h"
 
 namespace soh::glue {
 namespace {
-
-LinkType link_type(const packet_info* pinfo) {
-    if (!pinfo->rec || pinfo->rec->rec_type != REC_TYPE_PACKET) return LinkType::Unsupported;
-    switch (pinfo->rec->rec_header.packet_header.pkt_encap) {
-        case WTAP_ENCAP_ETHERNET: return LinkType::Ethernet;
-        case WTAP_ENCAP_SLL: return LinkType::LinuxSll;
-        case WTAP_ENCAP_SLL2: return LinkType::LinuxSll2;
-        case WTAP_ENCAP_RAW_IP:
-        case WTAP_ENCAP_RAW_IP4:
-        case WTAP_ENCAP_RAW_IP6: return LinkType::RawIp;
-        case WTAP_ENCAP_NULL: return LinkType::Null;
-        case WTAP_ENCAP_LOOP: return LinkType::Loop;
-        default: return LinkType::Unsupported;
-    }
-}
 
 // tcp.stream of a segment whose 4-tuple the cache could not answer for,
 // from the conversation TCP keeps for it. A SYN may open a new stream on a
@@ -53,10 +36,25 @@ bool conversation_stream(packet_info* pinfo, const Packet& p, const StreamCache:
     return true;
 }
 
-// Everything past the fast path: kept out of line so that the code every
-// frame runs stays a few cache lines long.
-[[gnu::noinline]] void observe_tcp(packet_info* pinfo, const Packet& p, const StreamCache::Key& key,
-                                   const StreamId* cached) {
+}  // namespace
+
+LinkType other_link_type(int encap) {
+    switch (encap) {
+        case WTAP_ENCAP_ETHERNET: return LinkType::Ethernet;
+        case WTAP_ENCAP_SLL: return LinkType::LinuxSll;
+        case WTAP_ENCAP_SLL2: return LinkType::LinuxSll2;
+        case WTAP_ENCAP_RAW_IP:
+        case WTAP_ENCAP_RAW_IP4:
+        case WTAP_ENCAP_RAW_IP6: return LinkType::RawIp;
+        case WTAP_ENCAP_NULL: return LinkType::Null;
+        case WTAP_ENCAP_LOOP: return LinkType::Loop;
+        default: return LinkType::Unsupported;
+    }
+}
+
+// Everything past the fast path (observe.h): out of line, so that the code
+// every frame runs stays a few cache lines long.
+void observe_tcp(packet_info* pinfo, const Packet& p, const StreamCache::Key& key, const StreamId* cached) {
     try {
         Segment s;
         if (cached) {
@@ -78,37 +76,10 @@ bool conversation_stream(packet_info* pinfo, const Packet& p, const StreamCache:
     }
 }
 
-[[gnu::noinline]] void observe_dns(const Packet& p) {
+void observe_dns(const Packet& p) {
     try {
         if (auto dns = parse_dns_response(p.payload, p.len)) engine->on_dns(dns->name, dns->addrs);
     } catch (...) {
-    }
-}
-
-}  // namespace
-
-// Runs on every frame of every capture. The common case, a frame of a
-// connection already known to be of no interest, costs a header parse, one
-// cache probe and one table read.
-void observe(tvbuff_t* tvb, packet_info* pinfo) {
-    // Cheap pre-filter: only frames some transport dissector called TCP or UDP.
-    if (pinfo->ptype != PT_TCP && pinfo->ptype != PT_UDP) return;
-    const LinkType link = link_type(pinfo);
-    if (link == LinkType::Unsupported) return;
-    const guint caplen = tvb_captured_length(tvb);
-    Packet p;
-    if (!parse_frame(link, tvb_get_ptr(tvb, 0, static_cast<gint>(caplen)), caplen, p)) return;
-    if (p.proto == 6) {
-        const StreamCache::Key key = StreamCache::key(p.family, p.src_ip, p.sport, p.dst_ip, p.dport);
-        bool at_syn = false;
-        const std::optional<StreamId> id = streams->find(key, &at_syn);
-        // A SYN may start a new stream on this 4-tuple; its SYN-ACK may trust
-        // an entry that SYN wrote.
-        const bool trusted = id && (!(p.flags & kSyn) || ((p.flags & kAck) && at_syn));
-        if (trusted && engine->skips(*id, p.len, p.flags)) return;
-        observe_tcp(pinfo, p, key, trusted ? &*id : nullptr);
-    } else if (p.sport == 53) {
-        observe_dns(p);
     }
 }
 

@@ -12,6 +12,7 @@
 #include <new>
 
 #include "glue.h"
+#include "observe.h"
 #include "stats.h"
 #include "soh_register.h"
 

@@ -894,6 +894,36 @@ TEST(CorrelatorPost, ProxiedWebBrowsingIsNotTracked) {
     for (FrameNum f : tun.frames()) EXPECT_FALSE(suspect(cap.corr(), f));
 }
 
+// A whole request line in the first segment decides proxied web browsing
+// without a flow; a split one, a mail port or a tunnel that may carry SMTP
+// still gets one.
+TEST(CorrelatorPost, WebRequestsNeedNoFlow) {
+    auto flows_after = [](std::string_view first, std::string_view rest, bool content = true) {
+        Config cfg;
+        cfg.content_detection = content;
+        Capture cap(cfg);
+        FakeTcp tun(cap, 0, kAttacker, kProxy);
+        tun.handshake();
+        tun.client(first);
+        if (!rest.empty()) tun.client(rest);
+        tun.server("HTTP/1.1 200 OK\r\n\r\n");
+        for (FrameNum f : tun.frames()) EXPECT_FALSE(suspect(cap.corr(), f));
+        return cap.corr().flow_count();
+    };
+    EXPECT_EQ(flows_after("GET http://www.example.com/ HTTP/1.1\r\nHost: www.example.com\r\n\r\n", ""), 0u);
+    EXPECT_EQ(flows_after("get  HTTPS://www.example.com:8443/x?y HTTP/1.0\n\n", ""), 0u);
+    EXPECT_EQ(flows_after("GET http://www.exa", "mple.com/ HTTP/1.1\r\n\r\n"), 1u);
+    EXPECT_EQ(flows_after("CONNECT www.example.com:443 HTTP/1.1\r\n\r\n", ""), 1u);
+    EXPECT_EQ(flows_after("CONNECT www.example.com:443 HTTP/1.1\r\n\r\n", "", false), 0u);
+    // To a mail port, in any form, the leg is tracked and suspect.
+    Capture cap;
+    FakeTcp tun(cap, 0, kAttacker, kProxy);
+    tun.handshake();
+    FrameNum req = tun.client("GET http://198.51.100.25:25/ HTTP/1.0\r\n\r\n");
+    EXPECT_EQ(cap.corr().flow_count(), 1u);
+    EXPECT_TRUE(suspect(cap.corr(), req));
+}
+
 // --- (i) SOCKS --------------------------------------------------------------
 
 std::string bytes(std::initializer_list<int> b) {

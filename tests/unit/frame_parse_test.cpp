@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <random>
 #include <vector>
 
 namespace soh {
@@ -144,6 +145,59 @@ TEST(FrameParse, BadHeaderLengthsRejected) {
     ip[0] = 0x44;  // IHL 16 < 20
     Bytes g = ethernet(ip);
     EXPECT_FALSE(parse_frame(LinkType::Ethernet, g.data(), g.size()));
+}
+
+
+// The inline shortcut for Ethernet/IPv4/TCP must agree with the general
+// parser on every input: frames of each kind, then every byte of their
+// headers set to boundary values, then every captured length.
+TEST(FrameParse, ShortcutAgreesWithGeneralParser) {
+    const std::vector<Bytes> seeds = {
+        ethernet(ipv4(with_payload(tcp_header(40001, 8888, 1000, 0x18), "CONNECT x:25"), 6)),
+        ethernet(ipv4(tcp_header(1, 2, 3, 0x02), 6)),
+        ethernet(ipv4(with_payload(tcp_header(1, 2, 3, 0x18), "ab"), 6), 0x0800, true),
+        ethernet(ipv4(Bytes(8, 0), 17)),
+    };
+    auto same = [](const Bytes& f, std::size_t n) {
+        Bytes cut(f.begin(), f.begin() + static_cast<std::ptrdiff_t>(n));  // exact size, for ASan
+        Packet a, b;
+        const bool fast = parse_frame(LinkType::Ethernet, cut.data(), cut.size(), a);
+        const bool general = parse_frame_general(LinkType::Ethernet, cut.data(), cut.size(), b);
+        EXPECT_EQ(fast, general);
+        if (!fast || !general) return;
+        EXPECT_EQ(a.family, b.family);
+        EXPECT_EQ(a.src_ip, b.src_ip);
+        EXPECT_EQ(a.dst_ip, b.dst_ip);
+        EXPECT_EQ(a.proto, b.proto);
+        EXPECT_EQ(a.sport, b.sport);
+        EXPECT_EQ(a.dport, b.dport);
+        EXPECT_EQ(a.seq, b.seq);
+        EXPECT_EQ(a.flags, b.flags);
+        EXPECT_EQ(a.payload, b.payload);
+        EXPECT_EQ(a.len, b.len);
+    };
+    const std::uint8_t values[] = {0x00, 0x01, 0x05, 0x06, 0x08, 0x11, 0x14, 0x20, 0x3F, 0x40,
+                                   0x45, 0x46, 0x50, 0x80, 0xF0, 0xFF};
+    std::size_t agreed = 0;
+    for (const Bytes& seed : seeds) {
+        for (std::size_t n = 0; n <= seed.size(); ++n) same(seed, n);
+        for (std::size_t i = 12; i < 14 + 20 + 20 && i < seed.size(); ++i) {
+            for (std::uint8_t v : values) {
+                Bytes f = seed;
+                f[i] = v;
+                same(f, f.size());
+                same(f, f.size() - 1);
+                ++agreed;
+            }
+        }
+    }
+    std::mt19937 rng(7);  // fixed seed: the same inputs every run
+    for (int k = 0; k < 20000; ++k) {
+        Bytes f = seeds[static_cast<std::size_t>(k) % seeds.size()];
+        for (int m = 0; m < 3; ++m) f[12 + rng() % (f.size() - 12)] = static_cast<std::uint8_t>(rng());
+        same(f, f.size());
+    }
+    EXPECT_GT(agreed, 500u);
 }
 
 }  // namespace

@@ -325,5 +325,13 @@ TEST(HttpHostileInput, TenMegabyteLineHandledWithoutCrash) {
     EXPECT_FALSE(parse_request_line(spaced));
 }
 
+// Letters are ASCII letters whatever the locale: a Latin-1 byte is not one.
+TEST(HttpParse, MethodLettersAreAscii) {
+    EXPECT_FALSE(parse_request_line("G\xC9T http://x/ HTTP/1.1"));
+    EXPECT_FALSE(looks_like_proxy_request(reinterpret_cast<const std::uint8_t*>("G\xC9T http://x/"), 15));
+    EXPECT_TRUE(parse_request_line("get http://x/ HTTP/1.1"));
+    EXPECT_EQ(parse_request_line("cOnNeCt x:25 HTTP/1.1")->method, "CONNECT");
+}
+
 }  // namespace
 }  // namespace soh

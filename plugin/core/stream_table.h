@@ -1,0 +1,81 @@
+// A small map from tcp.stream to per-stream state, for streams the engine
+// holds briefly (a handshake waiting for its first data). Direct-mapped on
+// the stream index: Wireshark numbers streams as they start, so streams held
+// at the same time rarely share a slot, and an entry costs no allocation.
+// On a clash the table doubles, up to `max` slots; past that the newer
+// stream takes the slot (the older one's state is forgotten, which callers
+// accept as they would a full table).
+#pragma once
+
+#include <cstddef>
+#include <utility>
+#include <vector>
+
+#include "types.h"
+
+namespace soh {
+
+template <class T>
+class StreamTable {
+public:
+    explicit StreamTable(std::size_t max_slots) {
+        while (max_ * 2 <= max_slots) max_ *= 2;
+    }
+
+    T* find(StreamId s) {
+        if (slots_.empty()) return nullptr;
+        Slot& e = slots_[s & (slots_.size() - 1)];
+        return e.used && e.stream == s ? &e.value : nullptr;
+    }
+
+    // The entry for s, default-constructed if new.
+    T& insert(StreamId s) {
+        if (slots_.empty()) slots_.resize(kFirst < max_ ? kFirst : max_);
+        for (;;) {
+            Slot& e = slots_[s & (slots_.size() - 1)];
+            if (e.used && e.stream == s) return e.value;
+            if (!e.used || slots_.size() >= max_) {
+                if (!e.used) ++size_;
+                e.stream = s;
+                e.used = true;
+                e.value = T{};
+                return e.value;
+            }
+            grow();
+        }
+    }
+
+    void erase(StreamId s) {
+        if (slots_.empty()) return;
+        Slot& e = slots_[s & (slots_.size() - 1)];
+        if (!e.used || e.stream != s) return;
+        e.used = false;
+        e.value = T{};  // frees what the entry held
+        --size_;
+    }
+
+    std::size_t size() const { return size_; }
+    std::size_t capacity() const { return slots_.size(); }
+
+private:
+    static constexpr std::size_t kFirst = 64;
+
+    struct Slot {
+        StreamId stream = 0;
+        bool used = false;
+        T value{};
+    };
+
+    void grow() {
+        std::vector<Slot> old(slots_.size() * 2);
+        old.swap(slots_);
+        for (Slot& e : old)
+            if (e.used) slots_[e.stream & (slots_.size() - 1)] = std::move(e);  // no clash: one more index bit
+    }
+
+    std::vector<Slot> slots_;
+    std::size_t max_ = 1;
+    std::size_t size_ = 0;
+};
+
+}  // namespace soh

@@ -215,13 +215,13 @@ std::uint32_t Correlator::classify(const Segment& seg, std::uint32_t slot) {
     return kSlotPending;
 }
 
-// Proxied web browsing: a whole request line in the first segment asking for
-// an absolute URI on a port that is not a mail port (or, without content
-// detection, any request to such a port). set_request would mark the leg
-// benign at once and nothing of it would ever be shown, so it gets no flow:
+// Proxied web browsing: a whole request line in the first segment whose
+// request cannot end in mail relay (may_relay_mail). set_request would mark
+// the leg benign at once and nothing of it would ever be shown, so it gets no flow:
 // most connections to a busy proxy cost no more than a direct one.
 bool Correlator::plainly_benign_request(const std::uint8_t* d, std::size_t n) const {
-    // A tunnel may carry SMTP to any port: with content detection, its bytes decide.
+    // A tunnel may carry SMTP to any port: with content detection, its bytes
+    // decide (checked before parsing, as most such requests are HTTPS).
     std::string method;
     for (std::size_t i = 0; i < n && i < 16 && d[i] != ' '; ++i) method += ascii::upper(static_cast<char>(d[i]));
     if (cfg_.content_detection && relays_verbatim(method_of(method))) return false;
@@ -230,7 +230,7 @@ bool Correlator::plainly_benign_request(const std::uint8_t* d, std::size_t n) co
     const auto req = parse_request_line(std::string_view(reinterpret_cast<const char*>(d), static_cast<std::size_t>(nl - d)));
     if (!req) return false;
     const auto target = proxy_target(*req);
-    return target && !is_mail_port(target->port);
+    return target && !may_relay_mail(method_of(req->method), target->port);
 }
 
 std::uint32_t Correlator::classify_payload(const Segment& seg) {
@@ -714,16 +714,20 @@ void Correlator::set_request(std::uint32_t idx, Method m, const std::string& hos
     if (f.live && !is_socks(m)) f.live->server_phase = kStatus;
     // Only requests that can end in mail relay wait for a relay leg: proxied
     // web browsing (absolute URIs to other ports) must stay cheap.
-    if (mail || (cfg_.content_detection && relays_verbatim(m))) {
+    if (may_relay_mail(m, port)) {
         auto& list = awaiting_[port];
         if (list.empty() || list.back() != idx) list.push_back(idx);
         if (mail && relays_verbatim(m)) {
             auto& hops = awaiting_hop_[f.server.addr];
             if (hops.size() < cfg_.max_candidates && (hops.empty() || hops.back() != idx)) hops.push_back(idx);
         }
-    } else if (!mail) {
+    } else {
         mark_benign(idx);
     }
+}
+
+bool Correlator::may_relay_mail(Method m, std::uint16_t port) const {
+    return is_mail_port(port) || (cfg_.content_detection && relays_verbatim(m));
 }
 
 void Correlator::set_response(std::uint32_t idx, bool granted, std::uint16_t code, const Segment& seg) {

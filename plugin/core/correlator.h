@@ -171,6 +171,9 @@ private:
     void drop_hop_candidate(std::uint32_t idx);
     std::uint32_t classify_payload(const Segment& seg);
     bool plainly_benign_request(const std::uint8_t* d, std::size_t n) const;
+    // A request that can end in mail relay: to a mail port, or a tunnel
+    // whose bytes may turn out to be SMTP. Any other is benign at once.
+    bool may_relay_mail(Method m, std::uint16_t port) const;
     void replay_held(std::uint32_t idx, StreamId stream);
     FrameNote* note_slot(FrameNum frame);
     const FrameNote* note_search(FrameNum frame) const;

@@ -22,9 +22,13 @@ off="--disable-protocol smtp-over-http"
 # The ways analysts run tshark, compared with the plugin enabled and disabled.
 fields="-e frame.number -e smtp-over-http.leg -e smtp-over-http.tunnel.stream -e smtp-over-http.relay.stream \
 -e smtp-over-http.target.host -e smtp-over-http.status -e smtp-over-http.pairing -e smtp-over-http.smtp.rcpt_count"
-modes="filter fields-2pass detail stats conv"
+# filter-count applies the same filter without printing the frames it keeps:
+# the disabled run keeps none, so the difference between the two filter rows
+# is the cost of printing what the plugin found, not of finding it.
+modes="filter filter-count fields-2pass detail stats conv"
 declare -A mode_args=(
     [filter]="-Y smtp-over-http"
+    [filter-count]="-q -Y smtp-over-http"
     [fields-2pass]="-2 -T fields $fields"
     [detail]="-V"
     [stats]="-q -z smtp-over-http,tree"

@@ -155,9 +155,14 @@ std::uint32_t Correlator::classify(const Segment& seg, std::uint32_t slot) {
         if (std::uint32_t hop = classify_hop(seg); hop != kSlotUnseen) return hop;
     }
     if (seg.len == 0) {
-        // Remember where each side's data starts, so that a first data segment
-        // arriving out of order can wait for the ones before it.
-        if (seg.flags & kSyn) {
+        // Remember where the client's data starts, so that a first request
+        // segment arriving out of order can wait for the ones before it. A
+        // SYN-ACK counts only when the SYN was missed (the stream is new): it
+        // then tells who the client is. Otherwise it would only say where the
+        // server's data starts, and a server speaking first never makes a
+        // proxy request; skipping it keeps every new connection to one
+        // segment past the fast path before its data.
+        if ((seg.flags & kSyn) && (slot == kSlotUnseen || !(seg.flags & kAck))) {
             Unclassified& u = unclassified_.insert(seg.stream);  // bounded: see StreamTable
             const bool from_client = !(seg.flags & kAck);
             if (from_client) u.syn_sender = seg.src;
@@ -411,6 +416,9 @@ void Correlator::process(std::uint32_t idx, const Segment& seg) {
         }
         return;
     }
+    // A bare ACK (most segments of a tracked connection without data) only
+    // belongs to the flow: no bytes, no state change.
+    if (seg.len == 0 && !(seg.flags & (kSyn | kFin | kRst))) return;
     const bool from_client = seg.src == f.client;
     const int d = from_client ? 0 : 1;
     f.live->dir[d].add(

@@ -119,12 +119,14 @@ public:
     void on_segment(const Segment& seg);
     // The benign fast path: a segment that would change nothing, so it need
     // not become a Segment at all. Either its stream was classified and will
-    // never be looked at again, or it is a bare ACK or FIN of a stream still
-    // waiting for its first data (of those, only a SYN is recorded).
+    // never be looked at again, or it carries no data and its stream, already
+    // seen, still waits for its first data: of those, only a SYN (a client
+    // retransmitting or reusing the 4-tuple) is recorded; the SYN-ACK is
+    // not, see classify.
     bool skips(StreamId stream, std::size_t len, std::uint16_t flags) const {
         if (stream >= slots_.size()) return false;
         const std::uint32_t slot = slots_[stream];
-        return slot == kSlotIgnored || (slot == kSlotPending && len == 0 && !(flags & kSyn));
+        return slot == kSlotIgnored || (slot == kSlotPending && len == 0 && (flags & (kSyn | kAck)) != kSyn);
     }
     // A DNS answer: name (any case, optional trailing dot) resolves to addrs.
     void on_dns(std::string_view name, const std::vector<Addr>& addrs);

@@ -104,6 +104,62 @@ void summarise(char* out, std::size_t n, const View& v) {
                   e && e->rcpt_count == 1 ? "" : "s", e ? e->messages : 0, e && e->messages == 1 ? "" : "s");
 }
 
+// The fields of the subtree (none without a tree: nothing would keep them).
+void add_fields(proto_tree* t, tvbuff_t* tvb, packet_info* pinfo, const View& v) {
+    const Flow& self = *v.self;
+    const Flow& p = *v.proxy;
+    const bool on_proxy_leg = &self == &p;
+    char a[kEndpointLen];
+    add_str(t, tvb, hf.leg, v.leg);
+    add_str(t, tvb, hf.method, method_name(p.first_method()));
+    if (on_proxy_leg || v.pairing == Pairing::Unique) add_uint(t, tvb, hf.tunnel_stream, p.stream);
+    if (v.relay && (!on_proxy_leg || v.pairing == Pairing::Unique)) add_uint(t, tvb, hf.relay_stream, v.relay->stream);
+    if (on_proxy_leg || v.pairing == Pairing::Unique) {
+        add_uint(t, tvb, hf.connect_in, p.request_frame);
+        if (p.response_frame) add_uint(t, tvb, hf.response_in, p.response_frame);
+    }
+    if (v.relay) add_uint(t, tvb, hf.relay_in, v.relay->first_frame);
+    if (proto_field_is_referenced(t, hf.client)) {
+        fmt_endpoint(a, sizeof a, p.client);
+        add_str(t, tvb, hf.client, a);
+    }
+    if (proto_field_is_referenced(t, hf.proxy)) {
+        fmt_endpoint(a, sizeof a, p.server);
+        add_str(t, tvb, hf.proxy, a);
+    }
+    add_str(t, tvb, hf.target_host, p.target_host.c_str());
+    proto_item_set_generated(proto_tree_add_uint(t, hf.target_port, tvb, 0, 0, p.target_port));
+    if (v.target_addr.family == 4)
+        proto_item_set_generated(proto_tree_add_ipv4(t, hf.target_ip, tvb, 0, 0,
+                                                     *reinterpret_cast<const guint32*>(v.target_addr.bytes.data())));
+    if (v.target_addr.family == 6)
+        proto_item_set_generated(proto_tree_add_ipv6(
+            t, hf.target_ipv6, tvb, 0, 0, reinterpret_cast<const ws_in6_addr*>(v.target_addr.bytes.data())));
+    add_str(t, tvb, hf.status, status_name(p.status));
+    // A SOCKS grant is code 0: show the code whenever the proxy answered with one.
+    if (p.response_frame && (p.status_code || is_socks(p.method))) add_uint(t, tvb, hf.status_code, p.status_code);
+    // Through a tunnel, any SMTP dialogue; in an absolute-URI request, SMTP
+    // commands in the body (a mail server's banner alone does not count).
+    add_bool(t, tvb, hf.smtp,
+             p.smtp && (relays_verbatim(p.first_method()) ? p.smtp->smtp_seen() : p.smtp->client_smtp()));
+    add_str(t, tvb, hf.pairing, pairing_name(v.pairing));
+    for (StreamId s : v.relay_candidates) add_uint(t, tvb, hf.relay_candidate, s);
+    for (StreamId s : v.tunnel_candidates) add_uint(t, tvb, hf.tunnel_candidate, s);
+    if (!v.chain.empty()) {
+        add_uint(t, tvb, hf.chain_length, static_cast<std::uint32_t>(v.chain.size()));
+        for (const auto& c : v.chain) {
+            add_str(t, tvb, hf.chain_proxy, c.proxy.c_str());
+            add_str(t, tvb, hf.chain_method, method_name(c.method));
+        }
+        for (const Flow* leg : v.chain_legs) add_uint(t, tvb, hf.chain_stream, leg->stream);
+    }
+    if (v.reaction) add_str(t, tvb, hf.reaction, v.reaction);
+    if (p.proxy_auth) add_bool(t, tvb, hf.proxy_auth, true);
+    if (p.malformed) add_bool(t, tvb, hf.malformed, true);
+    if (v.smtp) render_envelope(t, tvb, *v.smtp);
+    if (proto_field_is_referenced(t, hf.line)) render_lines(t, tvb, self, pinfo->num);
+}
+
 // The frame's contribution to the statistics: the incident once (on its
 // request frame, or where SMTP showed that a tunnel to another port is one),
 // and the recipients and messages the frame carried, counted on the leg that
@@ -175,54 +231,7 @@ void render(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, const FrameNote
     }
     proto_tree* t = proto_item_add_subtree(ti, ett_soh);
 
-    add_str(t, tvb, hf.leg, v.leg);
-    add_str(t, tvb, hf.method, method_name(p.first_method()));
-    if (on_proxy_leg || v.pairing == Pairing::Unique) add_uint(t, tvb, hf.tunnel_stream, p.stream);
-    if (v.relay && (!on_proxy_leg || v.pairing == Pairing::Unique)) add_uint(t, tvb, hf.relay_stream, v.relay->stream);
-    if (on_proxy_leg || v.pairing == Pairing::Unique) {
-        add_uint(t, tvb, hf.connect_in, p.request_frame);
-        if (p.response_frame) add_uint(t, tvb, hf.response_in, p.response_frame);
-    }
-    if (v.relay) add_uint(t, tvb, hf.relay_in, v.relay->first_frame);
-    if (proto_field_is_referenced(t, hf.client)) {
-        fmt_endpoint(a, sizeof a, p.client);
-        add_str(t, tvb, hf.client, a);
-    }
-    if (proto_field_is_referenced(t, hf.proxy)) {
-        fmt_endpoint(a, sizeof a, p.server);
-        add_str(t, tvb, hf.proxy, a);
-    }
-    add_str(t, tvb, hf.target_host, p.target_host.c_str());
-    proto_item_set_generated(proto_tree_add_uint(t, hf.target_port, tvb, 0, 0, p.target_port));
-    if (v.target_addr.family == 4)
-        proto_item_set_generated(proto_tree_add_ipv4(t, hf.target_ip, tvb, 0, 0,
-                                                     *reinterpret_cast<const guint32*>(v.target_addr.bytes.data())));
-    if (v.target_addr.family == 6)
-        proto_item_set_generated(proto_tree_add_ipv6(
-            t, hf.target_ipv6, tvb, 0, 0, reinterpret_cast<const ws_in6_addr*>(v.target_addr.bytes.data())));
-    add_str(t, tvb, hf.status, status_name(p.status));
-    // A SOCKS grant is code 0: show the code whenever the proxy answered with one.
-    if (p.response_frame && (p.status_code || is_socks(p.method))) add_uint(t, tvb, hf.status_code, p.status_code);
-    // Through a tunnel, any SMTP dialogue; in an absolute-URI request, SMTP
-    // commands in the body (a mail server's banner alone does not count).
-    add_bool(t, tvb, hf.smtp,
-             p.smtp && (relays_verbatim(p.first_method()) ? p.smtp->smtp_seen() : p.smtp->client_smtp()));
-    add_str(t, tvb, hf.pairing, pairing_name(v.pairing));
-    for (StreamId s : v.relay_candidates) add_uint(t, tvb, hf.relay_candidate, s);
-    for (StreamId s : v.tunnel_candidates) add_uint(t, tvb, hf.tunnel_candidate, s);
-    if (!v.chain.empty()) {
-        add_uint(t, tvb, hf.chain_length, static_cast<std::uint32_t>(v.chain.size()));
-        for (const auto& c : v.chain) {
-            add_str(t, tvb, hf.chain_proxy, c.proxy.c_str());
-            add_str(t, tvb, hf.chain_method, method_name(c.method));
-        }
-        for (const Flow* leg : v.chain_legs) add_uint(t, tvb, hf.chain_stream, leg->stream);
-    }
-    if (v.reaction) add_str(t, tvb, hf.reaction, v.reaction);
-    if (p.proxy_auth) add_bool(t, tvb, hf.proxy_auth, true);
-    if (p.malformed) add_bool(t, tvb, hf.malformed, true);
-    if (v.smtp) render_envelope(t, tvb, *v.smtp);
-    if (proto_field_is_referenced(t, hf.line)) render_lines(t, tvb, self, pinfo->num);
+    if (t) add_fields(t, tvb, pinfo, v);
 
     // Expert items, added even without a tree so -z expert, the dialog and the
     // status bar see them. They stand on a few event frames per incident only.

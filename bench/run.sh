@@ -62,7 +62,9 @@ median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? 
 # Runs the enabled and disabled commands in alternating order, RUNS times
 # each after one warm-up of each, so that drift in the machine's speed falls
 # on both alike. Sets T_ON T_OFF (median s), M_ON M_OFF (median KiB) and
-# PAIRED (median of the per-round time ratios).
+# PAIRED (median of the per-round time ratios) and SPREAD (half-width of the
+# 95% confidence interval of their mean, Student's t: how far apart two
+# ratios must be before the difference means anything on this machine).
 measure_pair() {
     local on=$1 off=$2 i a b ton=() toff=() mon=() moff=() ratios=()
     run_once "$on" >/dev/null
@@ -81,7 +83,18 @@ measure_pair() {
     T_ON=$(median "${ton[@]}") T_OFF=$(median "${toff[@]}")
     M_ON=$(median "${mon[@]}") M_OFF=$(median "${moff[@]}")
     PAIRED=$(python3 -c "print('%.3f' % $(median "${ratios[@]}"))")
+    SPREAD=$(python3 -c "$spread_py" "${ratios[@]}")
 }
+# Half-width of the 95% confidence interval of the mean of the arguments.
+spread_py='
+import statistics, sys
+r = [float(x) for x in sys.argv[1:]]
+# Student t, two-sided 95%, for 1..30 degrees of freedom
+t = [12.71, 4.30, 3.18, 2.78, 2.57, 2.45, 2.36, 2.31, 2.26, 2.23, 2.20, 2.18, 2.16, 2.14, 2.13,
+     2.12, 2.11, 2.10, 2.09, 2.09, 2.08, 2.07, 2.07, 2.06, 2.06, 2.06, 2.05, 2.05, 2.05, 2.04]
+n = len(r)
+print("%.3f" % (t[min(n - 1, 30) - 1] * statistics.stdev(r) / n ** 0.5) if n > 1 else "?")
+'
 ratio() { python3 -c "print('%.3f' % ($1 / $2))"; }
 fmt() { python3 -c "print('%.3f' % $1)"; }
 
@@ -96,7 +109,7 @@ for m in $modes; do
     a=${mode_args[$m]}
     echo "bench: $m" >&2
     measure_pair "$ts -n -r $cap $a" "$ts -n $off -r $cap $a"
-    rows+=("| $m | \`tshark -n -r CAP $a\` | $(fmt "$T_OFF") | $(fmt "$T_ON") | $(ratio "$T_ON" "$T_OFF") | $PAIRED | ${M_OFF%.*} | ${M_ON%.*} | $(ratio "$M_ON" "$M_OFF") |")
+    rows+=("| $m | \`tshark -n -r CAP $a\` | $(fmt "$T_OFF") | $(fmt "$T_ON") | $(ratio "$T_ON" "$T_OFF") | $PAIRED ± $SPREAD | ${M_OFF%.*} | ${M_ON%.*} | $(ratio "$M_ON" "$M_OFF") |")
 done
 
 growth=()
@@ -119,7 +132,9 @@ done
     echo "alternating order, after one warm-up of each. Time: hyperfine (one run per"
     echo "invocation), median; memory: peak resident set size of the same runs (GNU time),"
     echo "median. *Time ratio* divides the medians; *paired ratio* is the median of the"
-    echo "per-round ratios, which cancels slow drift of the machine's speed."
+    echo "per-round ratios, which cancels slow drift of the machine's speed; after it, ±"
+    echo "the half-width of the 95% confidence interval of the mean per-round ratio, which"
+    echo "says how much of a difference between two ratios is noise."
     echo
     echo "## Machine"
     echo

@@ -826,6 +826,8 @@ void Correlator::mark_benign(std::uint32_t idx) {
     // memory follows suspect legs, not the proxy's ordinary traffic. (Callers
     // return right after this; the SMTP session is not in use.)
     f.smtp.reset();
+    // A relay it took as its only candidate goes back to the other legs.
+    if (f.paired != kNone) settle({idx});
     // Relay candidates that only this kind of leg could explain are of no interest.
     for (const Link& l : f.links) {
         Flow& r = flows_[l.relay];

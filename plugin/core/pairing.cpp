@@ -116,6 +116,7 @@ bool Correlator::survives(std::uint32_t idx, const Link& l, bool content) const 
 
 std::size_t Correlator::count_survivors(std::uint32_t idx, std::uint32_t* only) const {
     const Flow& p = flows_[idx];
+    if (p.benign) return 0;  // relays nothing of interest: takes no relay from the others
     const bool content = has_content(p);
     std::size_t n = 0;
     for (const Link& l : p.links) {

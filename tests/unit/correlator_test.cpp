@@ -790,6 +790,38 @@ TEST(CorrelatorContent, HttpInTunnelToNonMailPortIsNotSuspect) {
     for (FrameNum f : rel.frames()) EXPECT_FALSE(suspect(cap.corr(), f)) << describe(cap.corr(), f);
 }
 
+// Two requests for port 443 by name: every connection from the proxy to port
+// 443 in a request's window is a candidate for it. The HTTPS request, with one
+// candidate, takes it; once its tunnel shows TLS it gives that relay back, and
+// the relay pairs with the tunnel whose SMTP it carries.
+TEST(CorrelatorContent, BenignTunnelGivesBackTheRelayItTook) {
+    Capture cap;
+    FakeTcp spam(cap, 0, kAttacker, kProxy);
+    FakeTcp web(cap, 1, ep("192.0.2.51", 41001), kProxy);
+    FakeTcp rel(cap, 2, kProxyOut, ep("198.51.100.25", 443));
+    FakeTcp other(cap, 3, kProxyOut2, ep("93.184.216.34", 443));
+    spam.handshake();
+    spam.client("CONNECT mx.example.net:443 HTTP/1.1\r\n\r\n");
+    web.handshake();
+    web.client("CONNECT www.example.com:443 HTTP/1.1\r\n\r\n");
+    rel.handshake();   // in both windows
+    web.server(k200);  // closes the web request's window
+    cap.advance(1.0);
+    other.handshake();  // in the spam request's window only
+    spam.server(k200);
+    web.client(bin("\x16\x03\x01\x00\x05\x01\x00\x00\x01\x03"));
+    relay_smtp(spam, rel);
+    other.close();  // carried none of the tunnel's lines
+    FrameNum last = spam.close();
+    View v = view_at(cap.corr(), last);
+    SCOPED_TRACE(describe(cap.corr(), last));
+    EXPECT_TRUE(v.suspect);
+    EXPECT_EQ(v.pairing, Pairing::Unique);
+    ASSERT_NE(v.relay, nullptr);
+    EXPECT_EQ(v.relay->stream, 2u);
+    for (FrameNum f : web.frames()) EXPECT_FALSE(suspect(cap.corr(), f)) << describe(cap.corr(), f);
+}
+
 TEST(CorrelatorContent, ContentDetectionOffIgnoresNonMailPorts) {
     Config cfg;
     cfg.content_detection = false;

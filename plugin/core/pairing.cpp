@@ -11,7 +11,8 @@
 //     relay after the tunnel and the server's on the tunnel after the relay.
 // A candidate is dropped only on contrary evidence; if several remain the
 // pairing is "ambiguous" and lists them. A relay taken by one proxy leg as
-// its only candidate is excluded from the others (one relay per request).
+// its only candidate is excluded from the others (one relay per request);
+// a leg that turns out benign takes none and gives back what it took.
 #include <algorithm>
 
 #include "correlator.h"

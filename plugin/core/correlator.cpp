@@ -227,9 +227,12 @@ std::uint32_t Correlator::classify(const Segment& seg, std::uint32_t slot) {
 bool Correlator::plainly_benign_request(const std::uint8_t* d, std::size_t n) const {
     // A tunnel may carry SMTP to any port: with content detection, its bytes
     // decide (checked before parsing, as most such requests are HTTPS).
-    std::string method;
-    for (std::size_t i = 0; i < n && i < 16 && d[i] != ' '; ++i) method += ascii::upper(static_cast<char>(d[i]));
-    if (cfg_.content_detection && relays_verbatim(method_of(method))) return false;
+    // looks_like_proxy_request saw a method token and a space: a CONNECT
+    // (the one such method that relays verbatim) starts with these 8 bytes.
+    static constexpr char kConnect[] = "CONNECT ";
+    bool connect = n >= 8;
+    for (std::size_t i = 0; connect && i < 8; ++i) connect = ascii::upper(static_cast<char>(d[i])) == kConnect[i];
+    if (cfg_.content_detection && connect) return false;
     const auto* nl = static_cast<const std::uint8_t*>(std::memchr(d, '\n', std::min<std::size_t>(n, 4096)));
     if (!nl) return false;  // split or overlong: the parser decides
     const auto req = parse_request_line(std::string_view(reinterpret_cast<const char*>(d), static_cast<std::size_t>(nl - d)));
@@ -405,6 +408,18 @@ const FrameNote* Correlator::note_search(FrameNum frame) const {
     return &*it;
 }
 
+// What process does with a bare ACK of a live flow, without a Segment: the
+// fast path takes these (most segments of the proxy legs that turn out to
+// carry HTTPS). Out of line: only tracked connections come here.
+[[gnu::noinline]] bool Correlator::bare_ack(std::uint32_t idx, FrameNum frame) {
+    Flow& f = flows_[idx];
+    if (!f.live) return false;  // process notes an eviction
+    ++counters_.segments;
+    record_frame(frame, idx);
+    f.last_frame = frame;
+    return true;
+}
+
 void Correlator::process(std::uint32_t idx, const Segment& seg) {
     record_frame(seg.frame, idx);
     Flow& f = flows_[idx];
@@ -417,7 +432,7 @@ void Correlator::process(std::uint32_t idx, const Segment& seg) {
         return;
     }
     // A bare ACK (most segments of a tracked connection without data) only
-    // belongs to the flow: no bytes, no state change.
+    // belongs to the flow: no bytes, no state change (see bare_ack).
     if (seg.len == 0 && !(seg.flags & (kSyn | kFin | kRst))) return;
     const bool from_client = seg.src == f.client;
     const int d = from_client ? 0 : 1;

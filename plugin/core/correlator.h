@@ -117,16 +117,20 @@ public:
     explicit Correlator(Config cfg = {});
 
     void on_segment(const Segment& seg);
-    // The benign fast path: a segment that would change nothing, so it need
-    // not become a Segment at all. Either its stream was classified and will
-    // never be looked at again, or it carries no data and its stream, already
-    // seen, still waits for its first data: of those, only a SYN (a client
-    // retransmitting or reusing the 4-tuple) is recorded; the SYN-ACK is
-    // not, see classify.
-    bool skips(StreamId stream, std::size_t len, std::uint16_t flags) const {
+    // The fast path, for a segment of a stream the glue knows: true when it
+    // needs no Segment at all. Either its stream was classified and will
+    // never be looked at again; or it carries no data and its stream,
+    // already seen, still waits for its first data (of those, only a SYN, a
+    // client retransmitting or reusing the 4-tuple, is recorded; the SYN-ACK
+    // is not, see classify); or it is a bare ACK of a tracked connection,
+    // which only joins its flow, and that is recorded here as process would.
+    bool fast_path(StreamId stream, std::size_t len, std::uint16_t flags, FrameNum frame) {
         if (stream >= slots_.size()) return false;
         const std::uint32_t slot = slots_[stream];
-        return slot == kSlotIgnored || (slot == kSlotPending && len == 0 && (flags & (kSyn | kAck)) != kSyn);
+        if (slot == kSlotIgnored) return true;
+        if (len != 0) return false;
+        if (slot == kSlotPending) return (flags & (kSyn | kAck)) != kSyn;
+        return slot >= kSlotBase && !(flags & (kSyn | kFin | kRst)) && bare_ack(slot - kSlotBase, frame);
     }
     // A DNS answer: name (any case, optional trailing dot) resolves to addrs.
     void on_dns(std::string_view name, const std::vector<Addr>& addrs);
@@ -182,6 +186,7 @@ private:
     std::uint32_t new_flow(const Segment& seg, Role role, const Endpoint& client, const Endpoint& server);
     void add_event(FrameNum frame, std::uint32_t flow, std::uint16_t ev);
     void record_frame(FrameNum frame, std::uint32_t flow);
+    bool bare_ack(std::uint32_t idx, FrameNum frame);
     void process(std::uint32_t idx, const Segment& seg);
     void proxy_bytes(std::uint32_t idx, bool from_client, const std::uint8_t* d, std::size_t n,
                      const Segment& seg);
@@ -215,7 +220,7 @@ private:
     void settle(std::vector<std::uint32_t> work);
     const std::vector<Addr>* resolve(const std::string& host) const;
 
-    // Read for every frame (skips, note): first, so they share a cache line.
+    // Read for every frame (fast_path, note): first, so they share a cache line.
     std::vector<std::uint32_t> slots_;  // per tcp.stream: kSlot* or kSlotBase + flow
     std::vector<FrameNote> notes_;
     mutable std::size_t note_hint_ = 0;  // where note() expects the next frame

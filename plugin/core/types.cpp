@@ -2,7 +2,10 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstring>
+
+#include "ascii.h"
 
 namespace soh {
 
@@ -13,6 +16,10 @@ std::optional<Addr> Addr::parse(std::string_view text) {
     buf[text.size()] = '\0';
     std::uint8_t out[16];
     if (text.find(':') == std::string_view::npos) {
+        // Dotted decimal only (what inet_pton accepts for AF_INET): most
+        // hosts a proxy is asked for are names, which end here without a call.
+        if (!std::all_of(text.begin(), text.end(), [](char c) { return ascii::is_digit(c) || c == '.'; }))
+            return std::nullopt;
         if (inet_pton(AF_INET, buf, out) == 1) return v4(out);
         return std::nullopt;
     }

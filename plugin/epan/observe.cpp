@@ -59,7 +59,7 @@ void observe_tcp(packet_info* pinfo, const Packet& p, const StreamCache::Key& ke
         Segment s;
         if (cached) {
             s.stream = *cached;
-        } else if (!conversation_stream(pinfo, p, key, &s.stream) || engine->skips(s.stream, p.len, p.flags)) {
+        } else if (!conversation_stream(pinfo, p, key, &s.stream) || engine->fast_path(s.stream, p.len, p.flags, pinfo->num)) {
             return;
         }
         s.src = Endpoint{p.src(), p.sport};

@@ -46,7 +46,7 @@ inline LinkType link_type(const packet_info* pinfo) {
         // A SYN may start a new stream on this 4-tuple; its SYN-ACK may trust
         // an entry that SYN wrote.
         const bool trusted = id && (!(p.flags & kSyn) || ((p.flags & kAck) && at_syn));
-        if (__builtin_expect(trusted && engine->skips(*id, p.len, p.flags), 1)) return;
+        if (__builtin_expect(trusted && engine->fast_path(*id, p.len, p.flags, pinfo->num), 1)) return;
         observe_tcp(pinfo, p, key, trusted ? &*id : nullptr);
     } else if (p.sport == 53) {
         observe_dns(p);

@@ -1503,25 +1503,37 @@ TEST(CorrelatorChain, OtherConnectionsFromTheProxyAreNotHops) {
 
 // --- the glue's fast path ------------------------------------------------
 
-TEST(CorrelatorFastPath, SkipsBareSegmentsOfUnclassifiedAndAllOfIgnoredStreams) {
+TEST(CorrelatorFastPath, TakesBareSegmentsOfUnclassifiedAndTrackedAndAllOfIgnoredStreams) {
     Capture cap;
-    const Correlator& c = cap.corr();
+    Correlator& c = cap.corr();
+    const FrameNum later = 1000;  // past every frame the connections emit
     FakeTcp web(cap, 0, ep("192.0.2.50", 41000), ep("93.184.216.34", 80));
-    EXPECT_FALSE(c.skips(0, 0, kSyn));  // never seen: the SYN must be recorded
+    EXPECT_FALSE(c.fast_path(0, 0, kSyn, later));  // never seen: the SYN must be recorded
     web.handshake();
-    EXPECT_TRUE(c.skips(0, 0, kAck));           // bare ACK while waiting for data
-    EXPECT_TRUE(c.skips(0, 0, kFin | kAck));
-    EXPECT_TRUE(c.skips(0, 0, kSyn | kAck));    // the SYN said where the client's data starts
-    EXPECT_FALSE(c.skips(0, 0, kSyn));          // a SYN again: the client may start over
-    EXPECT_FALSE(c.skips(0, 5, kPsh | kAck));   // the first data classifies it
+    EXPECT_TRUE(c.fast_path(0, 0, kAck, later));           // bare ACK while waiting for data
+    EXPECT_TRUE(c.fast_path(0, 0, kFin | kAck, later));
+    EXPECT_TRUE(c.fast_path(0, 0, kSyn | kAck, later));    // the SYN said where the client's data starts
+    EXPECT_FALSE(c.fast_path(0, 0, kSyn, later));          // a SYN again: the client may start over
+    EXPECT_FALSE(c.fast_path(0, 5, kPsh | kAck, later));   // the first data classifies it
     web.client("GET / HTTP/1.1\r\nHost: www.example\r\n\r\n");
-    EXPECT_TRUE(c.skips(0, 100, kPsh | kAck));  // direct web traffic: ignored
+    EXPECT_TRUE(c.fast_path(0, 100, kPsh | kAck, later));  // direct web traffic: ignored
+    EXPECT_EQ(c.note(later), nullptr);                     // and none of it recorded
 
     FakeTcp tun(cap, 1, kAttacker, kProxy);
     tun.handshake();
     tun.client(kConnectMta);
-    EXPECT_FALSE(c.skips(1, 0, kAck));  // a tracked proxy leg sees every segment
-    EXPECT_FALSE(c.skips(7, 0, kAck));  // never seen
+    ASSERT_LT(cap.last_frame(), later);
+    // A tracked proxy leg: data and FIN go to the engine, a bare ACK joins
+    // its flow on the fast path.
+    EXPECT_FALSE(c.fast_path(1, 5, kPsh | kAck, later));
+    EXPECT_FALSE(c.fast_path(1, 0, kFin | kAck, later));
+    EXPECT_EQ(c.note(later), nullptr);
+    EXPECT_TRUE(c.fast_path(1, 0, kAck, later));
+    const FrameNote* n = c.note(later);
+    ASSERT_NE(n, nullptr);
+    EXPECT_EQ(c.flow(n->flow).stream, 1u);
+    EXPECT_EQ(c.flow(n->flow).last_frame, later);
+    EXPECT_FALSE(c.fast_path(7, 0, kAck, later + 1));  // never seen
 }
 
 // Runs one capture with every segment fed and once as the post-dissector

@@ -32,13 +32,13 @@ public:
     explicit Capture(Config cfg = {}, double step = 0.001) : corr_(std::move(cfg)), step_(step) {}
 
     // Gives the segment the next frame number and time, then feeds it. With
-    // the glue's fast path on, segments Correlator::skips() are not fed, as
+    // the glue's fast path on, segments Correlator::fast_path() takes are not fed, as
     // the post-dissector does.
     FrameNum emit(Segment seg) {
         seg.frame = next_frame_++;
         seg.time = now_;
         now_ += step_;
-        if (!(fast_path && corr_.skips(seg.stream, seg.len, seg.flags))) corr_.on_segment(seg);
+        if (!(fast_path && corr_.fast_path(seg.stream, seg.len, seg.flags, seg.frame))) corr_.on_segment(seg);
         return seg.frame;
     }
     bool fast_path = false;

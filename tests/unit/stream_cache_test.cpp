@@ -52,5 +52,37 @@ TEST(StreamCache, GrowsAndKeepsEveryEntry) {
     EXPECT_FALSE(c.find(server(1), ep("192.0.2.1", 60001)));
 }
 
+TEST(StreamCache, SameBytesInEitherFamilyAreDifferentConnections) {
+    StreamCache c;
+    c.put(ep("192.0.2.1", 40000), ep("192.0.2.2", 25), 5);
+    EXPECT_FALSE(c.find(ep("c000:201::", 40000), ep("c000:202::", 25)));
+    c.put(ep("c000:201::", 40000), ep("c000:202::", 25), 6);
+    EXPECT_EQ(c.find(ep("192.0.2.2", 25), ep("192.0.2.1", 40000)), 5u);
+    EXPECT_EQ(c.find(ep("c000:202::", 25), ep("c000:201::", 40000)), 6u);
+    EXPECT_EQ(c.size(), 2u);
+}
+
+TEST(StreamCache, BoundCountsBothFamilies) {
+    StreamCache c(4);
+    for (std::uint16_t p = 1; p <= 3; ++p) c.put(ep("192.0.2.1", p), ep("192.0.2.2", 80), p);
+    c.put(ep("2001:db8::1", 1), ep("2001:db8::2", 80), 4);
+    EXPECT_EQ(c.size(), 4u);
+    c.put(ep("2001:db8::1", 2), ep("2001:db8::2", 80), 5);  // full: emptied first
+    EXPECT_EQ(c.size(), 1u);
+    EXPECT_FALSE(c.find(ep("192.0.2.1", 1), ep("192.0.2.2", 80)));
+    EXPECT_EQ(c.find(ep("2001:db8::1", 2), ep("2001:db8::2", 80)), 5u);
+}
+
+TEST(StreamCache, StreamNumbersPastTheValueBitsAreNotCached) {
+    StreamCache c;
+    c.put(ep("192.0.2.1", 1), ep("192.0.2.2", 80), 7);
+    c.put(ep("192.0.2.1", 1), ep("192.0.2.2", 80), 0x80000000u);  // the 4-tuple reused
+    EXPECT_FALSE(c.find(ep("192.0.2.1", 1), ep("192.0.2.2", 80)));
+    c.put(ep("192.0.2.1", 1), ep("192.0.2.2", 80), 0x7FFFFFFFu, true);
+    bool at_syn = false;
+    EXPECT_EQ(c.find(ep("192.0.2.1", 1), ep("192.0.2.2", 80), &at_syn), 0x7FFFFFFFu);
+    EXPECT_TRUE(at_syn);
+}
+
 }  // namespace
 }  // namespace soh

@@ -112,9 +112,9 @@ for m in $modes; do
     rows+=("| $m | \`tshark -n -r CAP $a\` | $(fmt "$T_OFF") | $(fmt "$T_ON") | $(ratio "$T_ON" "$T_OFF") | $PAIRED ± $SPREAD | ${M_OFF%.*} | ${M_ON%.*} | $(ratio "$M_ON" "$M_OFF") |")
 done
 
-# Stock tshark itself grows faster than the packet count (its conversation and
-# frame tables), so each scale shows both runs' growth: the plugin's own share
-# is how far the enabled column outgrows the disabled one.
+# Stock tshark's own time need not grow in step with the packet count, so
+# each scale shows both runs' growth against the first scale: the plugin's
+# own share is how far the enabled column outgrows the disabled one.
 growth=()
 first_on="" first_off=""
 for s in $scales; do
@@ -169,7 +169,7 @@ done
     echo "|---|---|---|---|---|---|---|---|---|---|---|"
     printf '%s\n' "${growth[@]}"
     echo
-    echo "*vs 1x* divides a scale's median time by the 1x median of the same run (enabled"
+    echo "*vs 1x* divides a scale's median time by the first scale's median of the same run (enabled"
     echo "or disabled); *plugin memory* is the difference of the peak resident set sizes."
 } > "$out"
 echo "bench: wrote $out" >&2

@@ -140,6 +140,16 @@ std::uint32_t Correlator::classify(const Segment& seg, std::uint32_t slot) {
                 if (may_be_relay(flows_[p], seg, port, forward != 0)) matches.push_back(p);
             if (list.empty()) awaiting_.erase(it);
             if (matches.empty()) continue;
+            if (defers_relay(matches, seg)) {
+                PendingRelay& r = pending_relays_.insert(seg.stream);  // bounded: see StreamTable
+                r.opening = seg;
+                r.opening.data = nullptr;
+                r.forward = forward != 0;
+                if (matches.size() > cfg_.max_candidates) matches.resize(cfg_.max_candidates + 1);
+                r.proxies = std::move(matches);
+                note_handshake(seg, slot);
+                return kSlotRelayPending;
+            }
             const Endpoint& client = forward ? seg.src : seg.dst;
             const Endpoint& server = forward ? seg.dst : seg.src;
             std::uint32_t idx = new_flow(seg, Role::Relay, client, server);
@@ -154,6 +164,11 @@ std::uint32_t Correlator::classify(const Segment& seg, std::uint32_t slot) {
         // chain (an upstream it is configured with).
         if (std::uint32_t hop = classify_hop(seg); hop != kSlotUnseen) return hop;
     }
+    if (slot == kSlotRelayPending) {
+        const std::uint32_t decided = relay_pending(seg);
+        if (decided != kSlotPending) return decided;
+        slot = kSlotPending;  // no longer a candidate: an ordinary new connection
+    }
     if (seg.len == 0) {
         // Remember where the client's data starts, so that a first request
         // segment arriving out of order can wait for the ones before it. A
@@ -162,15 +177,7 @@ std::uint32_t Correlator::classify(const Segment& seg, std::uint32_t slot) {
         // server's data starts, and a server speaking first never makes a
         // proxy request; skipping it keeps every new connection to one
         // segment past the fast path before its data.
-        if ((seg.flags & kSyn) && (slot == kSlotUnseen || !(seg.flags & kAck))) {
-            Unclassified& u = unclassified_.insert(seg.stream);  // bounded: see StreamTable
-            const bool from_client = !(seg.flags & kAck);
-            if (from_client) u.syn_sender = seg.src;
-            const int d = from_client ? 0 : 1;
-            u.next_seq[d] = seg.seq + 1;
-            u.known[d] = true;
-            if (!from_client && u.syn_sender.port == 0) u.syn_sender = seg.dst;
-        }
+        note_handshake(seg, slot);
         return kSlotPending;
     }
     Unclassified* held = unclassified_.find(seg.stream);
@@ -218,6 +225,66 @@ std::uint32_t Correlator::classify(const Segment& seg, std::uint32_t slot) {
     u.held_bytes += seg.len;
     u.held.push_back(std::move(h));
     return kSlotPending;
+}
+
+void Correlator::note_handshake(const Segment& seg, std::uint32_t slot) {
+    if (!(seg.flags & kSyn) || (slot != kSlotUnseen && (seg.flags & kAck))) return;
+    Unclassified& u = unclassified_.insert(seg.stream);  // bounded: see StreamTable
+    const bool from_client = !(seg.flags & kAck);
+    if (from_client) u.syn_sender = seg.src;
+    const int d = from_client ? 0 : 1;
+    u.next_seq[d] = seg.seq + 1;
+    u.known[d] = true;
+    if (!from_client && u.syn_sender.port == 0) u.syn_sender = seg.dst;
+}
+
+// A relay leg can be told from an ordinary connection only by what its
+// tunnels do: when they all go to ports that are not mail ports, the choice
+// waits for its first data (see PendingRelay). Proxied HTTPS, most of a busy
+// proxy's traffic, then costs no relay flow: its tunnel shows TLS before the
+// proxy passes the client's first bytes on.
+bool Correlator::defers_relay(const std::vector<std::uint32_t>& proxies, const Segment& seg) const {
+    if (seg.len != 0 || !(seg.flags & kSyn)) return false;
+    return std::all_of(proxies.begin(), proxies.end(), [&](std::uint32_t p) {
+        const Flow& f = flows_[p];
+        return !f.mail_port && relays_verbatim(f.method);
+    });
+}
+
+// A segment of a pending relay leg. Without data it is kept for the replay;
+// otherwise the leg becomes the relay flow of the tunnels still open, with
+// the candidates and handshake it had (the time window was checked then), or
+// kSlotPending: an ordinary connection whose first data is classified.
+std::uint32_t Correlator::relay_pending(const Segment& seg) {
+    PendingRelay* r = pending_relays_.find(seg.stream);
+    if (!r) return kSlotPending;  // its entry was taken by another stream
+    if (seg.len == 0 && !(seg.flags & (kFin | kRst))) {
+        if (r->handshake.size() < kMaxPendingHandshake) {
+            r->handshake.push_back(seg);
+            r->handshake.back().data = nullptr;
+        }
+        note_handshake(seg, kSlotRelayPending);
+        return kSlotRelayPending;
+    }
+    std::vector<std::uint32_t> open;
+    for (std::uint32_t p : r->proxies)
+        if (!flows_[p].benign) open.push_back(p);
+    PendingRelay pending = std::move(*r);
+    pending_relays_.erase(seg.stream);
+    if (open.empty()) return kSlotPending;
+    const Segment& syn = pending.opening;
+    const Endpoint& client = pending.forward ? syn.src : syn.dst;
+    const Endpoint& server = pending.forward ? syn.dst : syn.src;
+    const std::uint32_t idx = new_flow(syn, Role::Relay, client, server);
+    unclassified_.erase(seg.stream);
+    if (idx == kNone) return kSlotIgnored;
+    add_event(syn.frame, idx, kEvRelayFirst);
+    link_candidates(idx, syn, open);
+    slots_[seg.stream] = kSlotBase + idx;
+    process(idx, syn);
+    for (const Segment& h : pending.handshake) process(idx, h);
+    process(idx, seg);
+    return kSlotHandled;
 }
 
 // Proxied web browsing: a whole request line in the first segment whose

@@ -124,6 +124,8 @@ public:
     // client retransmitting or reusing the 4-tuple, is recorded; the SYN-ACK
     // is not, see classify); or it is a bare ACK of a tracked connection,
     // which only joins its flow, and that is recorded here as process would.
+    // A possible relay leg not yet decided (kSlotRelayPending) is never taken:
+    // its handshake is kept for the relay flow it may become.
     bool fast_path(StreamId stream, std::size_t len, std::uint16_t flags, FrameNum frame) {
         if (stream >= slots_.size()) return false;
         const std::uint32_t slot = slots_[stream];
@@ -164,13 +166,17 @@ private:
     static constexpr std::uint32_t kSlotUnseen = 0;
     static constexpr std::uint32_t kSlotIgnored = 1;
     static constexpr std::uint32_t kSlotPending = 2;
-    static constexpr std::uint32_t kSlotBase = 3;
+    static constexpr std::uint32_t kSlotRelayPending = 3;  // see PendingRelay
+    static constexpr std::uint32_t kSlotBase = 4;
     static constexpr std::uint32_t kSlotHandled = 0xFFFFFFFFu;  // classify() already processed it
 
     static constexpr std::size_t kMaxChain = 4;  // proxies followed in one chain
 
     std::uint32_t classify(const Segment& seg, std::uint32_t slot);
     std::uint32_t classify_hop(const Segment& seg);
+    bool defers_relay(const std::vector<std::uint32_t>& proxies, const Segment& seg) const;
+    std::uint32_t relay_pending(const Segment& seg);
+    void note_handshake(const Segment& seg, std::uint32_t slot);
     void prune_awaiting(std::vector<std::uint32_t>& list, const Segment& seg) const;
     void begin_request(Flow& f, const std::uint8_t* d, std::size_t n);
     bool starts_chain(const Flow& f, const std::uint8_t* d, std::size_t n) const;
@@ -252,6 +258,19 @@ private:
     };
     static constexpr std::size_t kMaxHeldPerStream = 2048;
     StreamTable<Unclassified> unclassified_{16384};
+    // A connection that may be the relay leg of tunnels to ports that are not
+    // mail ports, held from its handshake to its first data, FIN or RST: by
+    // then most such tunnels (proxied HTTPS) proved benign and it is an
+    // ordinary connection. If one is still open, the relay flow is built as
+    // it would have been at the handshake, which is replayed into it.
+    struct PendingRelay {
+        Segment opening;  // the SYN (or the SYN-ACK when the SYN was missed)
+        bool forward = true;
+        std::vector<std::uint32_t> proxies;  // candidates at the handshake
+        std::vector<Segment> handshake;      // later segments without data (bounded)
+    };
+    static constexpr std::size_t kMaxPendingHandshake = 8;
+    StreamTable<PendingRelay> pending_relays_{4096};
     std::vector<std::uint32_t> live_order_;  // flows with live state, oldest first
     std::size_t live_head_ = 0;
     std::size_t live_count_ = 0;

@@ -511,6 +511,25 @@ TEST(CorrelatorBenign, HttpsTunnelRelayLegStopsBeingTracked) {
     EXPECT_FALSE(suspect(cap.corr(), rel.frames().back()));
 }
 
+// The relay leg of a tunnel to a port that is not a mail port waits for its
+// first data: by then an HTTPS tunnel showed TLS, and the leg is an ordinary
+// connection with no flow and no note.
+TEST(CorrelatorBenign, HttpsTunnelRelayLegGetsNoFlow) {
+    Capture cap;
+    cap.fast_path = true;
+    FakeTcp tun(cap, 0, kAttacker, kProxy);
+    FakeTcp rel(cap, 1, kProxyOut, ep("93.184.216.34", 443));
+    tun.handshake();
+    tun.client("CONNECT www.example.com:443 HTTP/1.1\r\n\r\n");
+    rel.handshake();
+    tun.server(k200);
+    client_says(tun, rel, bin("\x16\x03\x01\x00\x05\x01\x00\x00\x01\x03"));
+    server_says(tun, rel, bin("\x16\x03\x03\x00\x01\x02"));
+    rel.close();
+    EXPECT_EQ(cap.corr().flow_count(), 1u);
+    for (FrameNum f : rel.frames()) EXPECT_EQ(cap.corr().note(f), nullptr) << f;
+}
+
 // --- (c) plain SMTP ---------------------------------------------------------
 
 TEST(CorrelatorBenign, PlainSmtpSessionIsNotSuspect) {
@@ -771,6 +790,59 @@ TEST(CorrelatorContent, SmtpInTunnelToNonMailPortIsSuspect) {
     View r = view_at(cap.corr(), rel.frames().back());
     EXPECT_TRUE(r.suspect);
     EXPECT_STREQ(r.leg, "relay");
+}
+
+// A relay leg decided at its first data is the one it would have been at its
+// handshake: it starts at its SYN, and every frame of it is marked.
+TEST(CorrelatorContent, DeferredRelayLegKeepsItsHandshake) {
+    Capture cap;
+    cap.fast_path = true;
+    FakeTcp tun(cap, 0, kAttacker, kProxy);
+    FakeTcp rel(cap, 1, kProxyOut, ep("198.51.100.25", 8025));
+    tun.handshake();
+    tun.client("CONNECT 198.51.100.25:8025 HTTP/1.1\r\n\r\n");
+    FrameNum syn = rel.handshake();
+    tun.server(k200);
+    relay_smtp(tun, rel);
+    rel.close();
+    FrameNum last = tun.close();
+    EXPECT_TRUE(events(cap.corr(), syn) & kEvRelayFirst);
+    for (FrameNum f : rel.frames()) {
+        View v = view_at(cap.corr(), f);
+        SCOPED_TRACE(describe(cap.corr(), f));
+        EXPECT_TRUE(v.suspect);
+        EXPECT_STREQ(v.leg, "relay");
+    }
+    View v = view_at(cap.corr(), last);
+    EXPECT_EQ(v.pairing, Pairing::Unique);
+    ASSERT_NE(v.relay, nullptr);
+    EXPECT_EQ(v.relay->first_frame, syn);
+}
+
+// The candidates are those of the handshake's time: connections opened after
+// the proxy answered (which end the request's window for newcomers) do not
+// take the pending leg's candidates away.
+TEST(CorrelatorContent, DeferredRelayLegOutlivesTheWindow) {
+    Capture cap;
+    FakeTcp tun(cap, 0, kAttacker, kProxy);
+    FakeTcp rel(cap, 1, kProxyOut, ep("198.51.100.25", 8025));
+    FakeTcp late(cap, 2, kProxyOut2, ep("198.51.100.26", 8025));
+    tun.handshake();
+    tun.client("CONNECT mx.example.net:8025 HTTP/1.1\r\n\r\n");
+    rel.handshake();
+    tun.server(k200);
+    cap.advance(2.0);
+    late.handshake();  // after the answer: no candidate
+    FrameNum greeting = relay_smtp(tun, rel);
+    FrameNum last = tun.close();
+    EXPECT_TRUE(events(cap.corr(), greeting) & kEvSmtpFirst);
+    View v = view_at(cap.corr(), last);
+    SCOPED_TRACE(describe(cap.corr(), last));
+    EXPECT_TRUE(v.suspect);
+    EXPECT_EQ(v.pairing, Pairing::Unique);
+    ASSERT_NE(v.relay, nullptr);
+    EXPECT_EQ(v.relay->stream, 1u);
+    for (FrameNum f : late.frames()) EXPECT_FALSE(suspect(cap.corr(), f)) << describe(cap.corr(), f);
 }
 
 TEST(CorrelatorContent, HttpInTunnelToNonMailPortIsNotSuspect) {

@@ -35,6 +35,8 @@ guint pref_window_s = 30;
 guint pref_slack_ms = 50;
 gboolean pref_content = TRUE;
 bool enabled = false;  // for this file: see init_file
+const hf_register_info* subtree_fields = nullptr;  // every field but the protocol's own
+std::size_t subtree_field_count = 0;
 
 void init_file() {
     Config cfg;
@@ -82,6 +84,17 @@ int dissect(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, void*) {
 }
 
 }  // namespace
+
+// Wireshark keeps the header_field_info of a registered field where it was
+// registered (which is why registration arrays are static) and marks it
+// there when a filter, colouring rule, -e or tap refers to it
+// (proto_tree_prime_with_hfid), so reading our own array is enough.
+bool subtree_referenced() {
+    for (std::size_t i = 0; i < subtree_field_count; ++i)
+        if (subtree_fields[i].hfinfo.ref_type != HF_REF_TYPE_NONE) return true;
+    return false;
+}
+
 }  // namespace soh::glue
 
 using namespace soh::glue;
@@ -172,6 +185,8 @@ extern "C" void soh_register_protocol(void) {
 
     hf.proto = proto_register_protocol("SMTP over HTTP proxy", "SMTP-over-HTTP", "smtp-over-http");
     proto_register_field_array(hf.proto, fields, G_N_ELEMENTS(fields));
+    subtree_fields = fields;
+    subtree_field_count = G_N_ELEMENTS(fields);
     proto_register_subtree_array(etts, G_N_ELEMENTS(etts));
     expert_module_t* em = expert_register_protocol(hf.proto);
     expert_register_field_array(em, experts, G_N_ELEMENTS(experts));

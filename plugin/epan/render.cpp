@@ -231,7 +231,9 @@ void render(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, const FrameNote
     }
     proto_tree* t = proto_item_add_subtree(ti, ett_soh);
 
-    if (t) add_fields(t, tvb, pinfo, v);
+    // A tree nobody displays keeps only the fields something refers to; a
+    // filter on the protocol alone (-Y smtp-over-http) needs none of them.
+    if (t && (PTREE_DATA(t)->visible || subtree_referenced())) add_fields(t, tvb, pinfo, v);
 
     // Expert items, added even without a tree so -z expert, the dialog and the
     // status bar see them. They stand on a few event frames per incident only.

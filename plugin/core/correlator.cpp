@@ -117,12 +117,9 @@ std::uint32_t Correlator::classify_hop(const Segment& seg) {
         if (may_be_hop(flows_[p], seg, forward)) matches.push_back(p);
     if (list.empty()) awaiting_hop_.erase(it);
     if (matches.empty()) return kSlotUnseen;
-    std::uint32_t idx = new_flow(seg, Role::Relay, client, forward ? seg.dst : seg.src);
+    std::uint32_t idx = new_relay(seg, forward, matches);
     if (idx == kNone) return kSlotIgnored;
-    flows_[idx].hop_only = true;
-    add_event(seg.frame, idx, kEvRelayFirst);
-    link_candidates(idx, seg, matches);
-    unclassified_.erase(seg.stream);
+    flows_[idx].hop_only = true;  // read once its data starts (tunnel_bytes)
     return kSlotBase + idx;
 }
 
@@ -150,14 +147,8 @@ std::uint32_t Correlator::classify(const Segment& seg, std::uint32_t slot) {
                 note_handshake(seg, slot);
                 return kSlotRelayPending;
             }
-            const Endpoint& client = forward ? seg.src : seg.dst;
-            const Endpoint& server = forward ? seg.dst : seg.src;
-            std::uint32_t idx = new_flow(seg, Role::Relay, client, server);
-            if (idx == kNone) return kSlotIgnored;
-            add_event(seg.frame, idx, kEvRelayFirst);
-            link_candidates(idx, seg, matches);
-            unclassified_.erase(seg.stream);
-            return kSlotBase + idx;
+            std::uint32_t idx = new_relay(seg, forward != 0, matches);
+            return idx == kNone ? kSlotIgnored : kSlotBase + idx;
         }
         // A new connection from a proxy that was just asked to reach a mail
         // server: maybe the proxy passing the request to the next proxy of a
@@ -272,19 +263,26 @@ std::uint32_t Correlator::relay_pending(const Segment& seg) {
     PendingRelay pending = std::move(*r);
     pending_relays_.erase(seg.stream);
     if (open.empty()) return kSlotPending;
-    const Segment& syn = pending.opening;
-    const Endpoint& client = pending.forward ? syn.src : syn.dst;
-    const Endpoint& server = pending.forward ? syn.dst : syn.src;
-    const std::uint32_t idx = new_flow(syn, Role::Relay, client, server);
-    unclassified_.erase(seg.stream);
+    const std::uint32_t idx = new_relay(pending.opening, pending.forward, open);
     if (idx == kNone) return kSlotIgnored;
-    add_event(syn.frame, idx, kEvRelayFirst);
-    link_candidates(idx, syn, open);
     slots_[seg.stream] = kSlotBase + idx;
-    process(idx, syn);
+    process(idx, pending.opening);
     for (const Segment& h : pending.handshake) process(idx, h);
     process(idx, seg);
     return kSlotHandled;
+}
+
+// The relay flow of a connection opened by `opening` (its SYN, or the
+// SYN-ACK when forward is false), linked to the proxy legs it may serve.
+std::uint32_t Correlator::new_relay(const Segment& opening, bool forward, const std::vector<std::uint32_t>& proxies) {
+    const Endpoint& client = forward ? opening.src : opening.dst;
+    const Endpoint& server = forward ? opening.dst : opening.src;
+    const std::uint32_t idx = new_flow(opening, Role::Relay, client, server);
+    unclassified_.erase(opening.stream);
+    if (idx == kNone) return kNone;
+    add_event(opening.frame, idx, kEvRelayFirst);
+    link_candidates(idx, opening, proxies);
+    return idx;
 }
 
 // Proxied web browsing: a whole request line in the first segment whose

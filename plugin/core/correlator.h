@@ -176,6 +176,7 @@ private:
     std::uint32_t classify_hop(const Segment& seg);
     bool defers_relay(const std::vector<std::uint32_t>& proxies, const Segment& seg) const;
     std::uint32_t relay_pending(const Segment& seg);
+    std::uint32_t new_relay(const Segment& opening, bool forward, const std::vector<std::uint32_t>& proxies);
     void note_handshake(const Segment& seg, std::uint32_t slot);
     void prune_awaiting(std::vector<std::uint32_t>& list, const Segment& seg) const;
     void begin_request(Flow& f, const std::uint8_t* d, std::size_t n);

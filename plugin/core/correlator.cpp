@@ -80,12 +80,13 @@ void Correlator::on_segment(const Segment& seg) {
                       kSlotUnseen);
     std::uint32_t slot = slots_[seg.stream];
     if (slot == kSlotIgnored) return;  // the benign fast path
+    if (slot == kSlotTunnelHeld) return tunnel_held(seg);
     if (slot < kSlotBase) {
         slot = classify(seg, slot);
         if (slot == kSlotHandled) return;  // classified and processed with held segments
         slots_[seg.stream] = slot;
         if (slot < kSlotBase) {
-            if (slot == kSlotIgnored) unclassified_.erase(seg.stream);
+            if (slot == kSlotIgnored || slot == kSlotTunnelHeld) unclassified_.erase(seg.stream);
             return;
         }
     }
@@ -96,9 +97,9 @@ void Correlator::on_segment(const Segment& seg) {
 void Correlator::prune_awaiting(std::vector<std::uint32_t>& list, const Segment& seg) const {
     list.erase(std::remove_if(list.begin(), list.end(),
                               [&](std::uint32_t p) {
-                                  const Flow& f = flows_[p];
-                                  return f.benign || seg.time > f.request_time + cfg_.pair_window ||
-                                         (f.response_frame && seg.time > f.response_time + cfg_.slack);
+                                  const Flow* f = request_of(p);
+                                  return !f || f->benign || seg.time > f->request_time + cfg_.pair_window ||
+                                         (f->response_frame && seg.time > f->response_time + cfg_.slack);
                               }),
                list.end());
 }
@@ -134,7 +135,7 @@ std::uint32_t Correlator::classify(const Segment& seg, std::uint32_t slot) {
             auto& list = it->second;
             prune_awaiting(list, seg);
             for (auto p : list)
-                if (may_be_relay(flows_[p], seg, port, forward != 0)) matches.push_back(p);
+                if (may_be_relay(*request_of(p), seg, port, forward != 0)) matches.push_back(p);
             if (list.empty()) awaiting_.erase(it);
             if (matches.empty()) continue;
             if (defers_relay(matches, seg)) {
@@ -147,7 +148,12 @@ std::uint32_t Correlator::classify(const Segment& seg, std::uint32_t slot) {
                 note_handshake(seg, slot);
                 return kSlotRelayPending;
             }
-            std::uint32_t idx = new_relay(seg, forward != 0, matches);
+            // Linked at once (a mail port is asked for): held tunnels among
+            // the candidates become flows first.
+            std::vector<std::uint32_t> proxies;
+            for (std::uint32_t p : matches)
+                if (std::uint32_t f = candidate_flow(p); f != kNone && !flows_[f].benign) proxies.push_back(f);
+            std::uint32_t idx = new_relay(seg, forward != 0, proxies);
             return idx == kNone ? kSlotIgnored : kSlotBase + idx;
         }
         // A new connection from a proxy that was just asked to reach a mail
@@ -172,7 +178,7 @@ std::uint32_t Correlator::classify(const Segment& seg, std::uint32_t slot) {
         return kSlotPending;
     }
     Unclassified* held = unclassified_.find(seg.stream);
-    if (!held) return classify_payload(seg);
+    if (!held) return classify_payload(seg, true);
     Unclassified& u = *held;
     const int d = seg.src == u.syn_sender ? 0 : 1;
     if (!u.known[d] || static_cast<std::int32_t>(seg.seq - u.next_seq[d]) <= 0) {
@@ -196,7 +202,7 @@ std::uint32_t Correlator::classify(const Segment& seg, std::uint32_t slot) {
             probe.data = reinterpret_cast<const std::uint8_t*>(prefix.data());
             probe.len = prefix.size();
         }
-        std::uint32_t decided = classify_payload(probe);
+        std::uint32_t decided = classify_payload(probe, u.held.empty());
         if (decided >= kSlotBase) {
             // Process this segment, then replay the held ones in their frame order.
             slots_[seg.stream] = decided;
@@ -210,7 +216,7 @@ std::uint32_t Correlator::classify(const Segment& seg, std::uint32_t slot) {
     // An early segment: hold it (bounded) until the one before it arrives.
     if (u.held_bytes + seg.len > kMaxHeldPerStream || u.held.size() >= 8) {
         unclassified_.erase(seg.stream);
-        return classify_payload(seg);
+        return classify_payload(seg, false);
     }
     HeldSegment h{seg, std::string(reinterpret_cast<const char*>(seg.data), seg.len)};
     u.held_bytes += seg.len;
@@ -237,7 +243,7 @@ void Correlator::note_handshake(const Segment& seg, std::uint32_t slot) {
 bool Correlator::defers_relay(const std::vector<std::uint32_t>& proxies, const Segment& seg) const {
     if (seg.len != 0 || !(seg.flags & kSyn)) return false;
     return std::all_of(proxies.begin(), proxies.end(), [&](std::uint32_t p) {
-        const Flow& f = flows_[p];
+        const Flow& f = *request_of(p);
         return !f.mail_port && relays_verbatim(f.method);
     });
 }
@@ -257,11 +263,11 @@ std::uint32_t Correlator::relay_pending(const Segment& seg) {
         note_handshake(seg, kSlotRelayPending);
         return kSlotRelayPending;
     }
-    std::vector<std::uint32_t> open;
-    for (std::uint32_t p : r->proxies)
-        if (!flows_[p].benign) open.push_back(p);
     PendingRelay pending = std::move(*r);
     pending_relays_.erase(seg.stream);
+    std::vector<std::uint32_t> open;
+    for (std::uint32_t p : pending.proxies)
+        if (std::uint32_t f = candidate_flow(p); f != kNone && !flows_[f].benign) open.push_back(f);
     if (open.empty()) return kSlotPending;
     const std::uint32_t idx = new_relay(pending.opening, pending.forward, open);
     if (idx == kNone) return kSlotIgnored;
@@ -294,10 +300,7 @@ bool Correlator::plainly_benign_request(const std::uint8_t* d, std::size_t n) co
     // decide (checked before parsing, as most such requests are HTTPS).
     // looks_like_proxy_request saw a method token and a space: a CONNECT
     // (the one such method that relays verbatim) starts with these 8 bytes.
-    static constexpr char kConnect[] = "CONNECT ";
-    bool connect = n >= 8;
-    for (std::size_t i = 0; connect && i < 8; ++i) connect = ascii::upper(static_cast<char>(d[i])) == kConnect[i];
-    if (cfg_.content_detection && connect) return false;
+    if (cfg_.content_detection && starts_connect(d, n)) return false;
     const auto* nl = static_cast<const std::uint8_t*>(std::memchr(d, '\n', std::min<std::size_t>(n, 4096)));
     if (!nl) return false;  // split or overlong: the parser decides
     const auto req = parse_request_line(std::string_view(reinterpret_cast<const char*>(d), static_cast<std::size_t>(nl - d)));
@@ -306,9 +309,10 @@ bool Correlator::plainly_benign_request(const std::uint8_t* d, std::size_t n) co
     return target && !may_relay_mail(method_of(req->method), target->port);
 }
 
-std::uint32_t Correlator::classify_payload(const Segment& seg) {
+std::uint32_t Correlator::classify_payload(const Segment& seg, bool may_hold) {
     if (looks_like_proxy_request(seg.data, seg.len)) {
         if (plainly_benign_request(seg.data, seg.len)) return kSlotIgnored;
+        if (may_hold && hold_tunnel(seg)) return kSlotTunnelHeld;
         std::uint32_t idx = new_flow(seg, Role::Proxy, seg.src, seg.dst);
         return idx == kNone ? kSlotIgnored : kSlotBase + idx;
     }
@@ -783,14 +787,7 @@ void Correlator::set_request(std::uint32_t idx, Method m, const std::string& hos
     }
     f.target_frame = seg.frame;
     f.method = m;
-    f.target_host = host;
-    f.target_port = port;
-    f.target_literal = literal;
-    f.target_addr = Addr{};
-    if (literal) {
-        if (auto a = Addr::parse(host)) f.target_addr = *a;
-        f.target_literal = f.target_addr.valid();
-    }
+    set_target(f, host, port, literal);
     f.mail_port = f.mail_port || mail;
     if (f.via.empty()) {  // a chain's outcome stays the first proxy's answer (set_response)
         f.status = Status::NoResponse;
@@ -812,6 +809,15 @@ void Correlator::set_request(std::uint32_t idx, Method m, const std::string& hos
     } else {
         mark_benign(idx);
     }
+}
+
+void Correlator::set_target(Flow& f, const std::string& host, std::uint16_t port, bool literal) const {
+    f.target_host = host;
+    f.target_port = port;
+    f.target_addr = Addr{};
+    if (literal)
+        if (auto a = Addr::parse(host)) f.target_addr = *a;
+    f.target_literal = literal && f.target_addr.valid();
 }
 
 bool Correlator::may_relay_mail(Method m, std::uint16_t port) const {

@@ -28,6 +28,7 @@ struct Config {
     double pair_window = 30.0;  // seconds after a request in which its relay may open
     double slack = 0.05;        // clock tolerance between the two legs, seconds
     bool content_detection = true;  // look for SMTP inside tunnels to any port
+    bool hold_tunnels = true;       // such a tunnel gets a flow only once its first bytes may be SMTP (HeldTunnel)
     std::size_t max_flows = 200000;       // tracked connections, ever
     std::size_t max_live_flows = 20000;   // connections with parser state
     std::size_t max_live_bytes = 256u << 20;  // their buffers, in bytes
@@ -125,14 +126,17 @@ public:
     // is not, see classify); or it is a bare ACK of a tracked connection,
     // which only joins its flow, and that is recorded here as process would.
     // A possible relay leg not yet decided (kSlotRelayPending) is never taken:
-    // its handshake is kept for the relay flow it may become.
+    // its handshake is kept for the relay flow it may become. A bare ACK of a
+    // held tunnel (kSlotTunnelHeld) is kept as its frame number.
     bool fast_path(StreamId stream, std::size_t len, std::uint16_t flags, FrameNum frame) {
         if (stream >= slots_.size()) return false;
         const std::uint32_t slot = slots_[stream];
         if (slot == kSlotIgnored) return true;
         if (len != 0) return false;
         if (slot == kSlotPending) return (flags & (kSyn | kAck)) != kSyn;
-        return slot >= kSlotBase && !(flags & (kSyn | kFin | kRst)) && bare_ack(slot - kSlotBase, frame);
+        if (flags & (kSyn | kFin | kRst)) return false;
+        if (slot >= kSlotBase) return bare_ack(slot - kSlotBase, frame);
+        return slot == kSlotTunnelHeld && held_ack(stream, frame);
     }
     // A DNS answer: name (any case, optional trailing dot) resolves to addrs.
     void on_dns(std::string_view name, const std::vector<Addr>& addrs);
@@ -167,7 +171,11 @@ private:
     static constexpr std::uint32_t kSlotIgnored = 1;
     static constexpr std::uint32_t kSlotPending = 2;
     static constexpr std::uint32_t kSlotRelayPending = 3;  // see PendingRelay
-    static constexpr std::uint32_t kSlotBase = 4;
+    static constexpr std::uint32_t kSlotTunnelHeld = 4;    // see HeldTunnel
+    static constexpr std::uint32_t kSlotBase = 5;
+    // In awaiting_ and PendingRelay::proxies, a held tunnel: this bit and its
+    // stream (flow indices stay below max_flows, far under it).
+    static constexpr std::uint32_t kHeldTag = 0x80000000u;
     static constexpr std::uint32_t kSlotHandled = 0xFFFFFFFFu;  // classify() already processed it
 
     static constexpr std::size_t kMaxChain = 4;  // proxies followed in one chain
@@ -182,8 +190,20 @@ private:
     void begin_request(Flow& f, const std::uint8_t* d, std::size_t n);
     bool starts_chain(const Flow& f, const std::uint8_t* d, std::size_t n) const;
     void drop_hop_candidate(std::uint32_t idx);
-    std::uint32_t classify_payload(const Segment& seg);
+    std::uint32_t classify_payload(const Segment& seg, bool may_hold);
     bool plainly_benign_request(const std::uint8_t* d, std::size_t n) const;
+    // Held tunnels (held_tunnel.cpp).
+    bool hold_tunnel(const Segment& seg);
+    void tunnel_held(const Segment& seg);
+    bool held_ack(StreamId stream, FrameNum frame);
+    std::uint32_t promote_tunnel(StreamId stream, const Segment* current);
+    void drop_tunnel(StreamId stream);
+    // The request an awaiting_ entry stands for (null: a held tunnel dropped
+    // or promoted since), and the flow a relay candidate is once decided
+    // (promoting a held tunnel; kNone when it proved benign).
+    const Flow* request_of(std::uint32_t id) const;
+    std::uint32_t candidate_flow(std::uint32_t id);
+    void set_target(Flow& f, const std::string& host, std::uint16_t port, bool literal) const;
     // A request that can end in mail relay: to a mail port, or a tunnel
     // whose bytes may turn out to be SMTP. Any other is benign at once.
     bool may_relay_mail(Method m, std::uint16_t port) const;
@@ -272,6 +292,26 @@ private:
     };
     static constexpr std::size_t kMaxPendingHandshake = 8;
     StreamTable<PendingRelay> pending_relays_{4096};
+    // A CONNECT to a port that is not a mail port whose request head came
+    // whole in one segment: most are proxied HTTPS, told apart by the
+    // tunnel's first bytes. Until then its segments are kept, not parsed,
+    // and relay legs take it as a candidate by its stream (kHeldTag). TLS or
+    // binary bytes, or a refusal, drop it: it never costs a flow. Anything
+    // else makes it the flow it would have been, its segments replayed.
+    struct HeldTunnel {
+        Flow request;  // what relay matching reads: endpoints, target, times
+        struct Item {
+            Segment seg;              // data points nowhere while held
+            std::uint32_t offset = 0; // of its payload in `bytes`
+        };
+        std::vector<Item> segs;  // in capture order, the request first
+        std::string bytes;
+        std::uint32_t next_client_seq = 0;
+    };
+    static void keep(HeldTunnel& h, const Segment& seg);
+    static constexpr std::size_t kMaxHeldTunnelSegments = 16;
+    static constexpr std::size_t kMaxHeldTunnelBytes = 2048;
+    StreamTable<HeldTunnel> held_tunnels_{4096};
     std::vector<std::uint32_t> live_order_;  // flows with live state, oldest first
     std::size_t live_head_ = 0;
     std::size_t live_count_ = 0;

@@ -156,6 +156,14 @@ bool looks_like_proxy_request(const std::uint8_t* data, std::size_t len) {
            (rest.size() >= 8 && iequals(rest.substr(0, 8), "https://"));
 }
 
+bool starts_connect(const std::uint8_t* data, std::size_t len) {
+    static constexpr char kConnect[] = "CONNECT ";
+    if (len < 8) return false;
+    for (std::size_t i = 0; i < 8; ++i)
+        if (ascii::upper(static_cast<char>(data[i])) != kConnect[i]) return false;
+    return true;
+}
+
 std::optional<StatusLine> parse_status_line(std::string_view line) {
     line = trim(line);
     if (line.size() < 12 || line.size() > kMaxHttpLine) return std::nullopt;

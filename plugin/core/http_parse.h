@@ -48,6 +48,9 @@ std::optional<HostPort> proxy_target(const RequestLine& req);
 // from its first payload without assembling lines.
 bool looks_like_proxy_request(const std::uint8_t* data, std::size_t len);
 
+// True when the bytes start "CONNECT " (the method in any case).
+bool starts_connect(const std::uint8_t* data, std::size_t len);
+
 struct StatusLine {
     int major = 1;
     int minor = 0;

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -26,6 +27,17 @@ public:
         if (slots_.empty()) return nullptr;
         Slot& e = slots_[s & (slots_.size() - 1)];
         return e.used && e.stream == s ? &e.value : nullptr;
+    }
+    const T* find(StreamId s) const { return const_cast<StreamTable*>(this)->find(s); }
+
+    // The stream whose entry insert(s) would take (the table is at its
+    // largest and s's slot holds another stream), for callers that must not
+    // lose it: they deal with it first.
+    std::optional<StreamId> displaces(StreamId s) const {
+        if (slots_.empty() || slots_.size() < max_) return std::nullopt;
+        const Slot& e = slots_[s & (slots_.size() - 1)];
+        if (!e.used || e.stream == s) return std::nullopt;
+        return e.stream;
     }
 
     // The entry for s, default-constructed if new.

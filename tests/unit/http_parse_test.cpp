@@ -292,6 +292,18 @@ TEST(HttpLooksLikeProxyRequest, OtherFirstBytes) {
     EXPECT_FALSE(looks_like("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA CONNECT"));  // method too long
 }
 
+TEST(HttpStartsConnect, MethodAndSpaceInAnyCase) {
+    auto starts = [](std::string_view s) {
+        return starts_connect(reinterpret_cast<const std::uint8_t*>(s.data()), s.size());
+    };
+    EXPECT_TRUE(starts("CONNECT www.example.com:443 HTTP/1.1\r\n"));
+    EXPECT_TRUE(starts("Connect "));
+    EXPECT_FALSE(starts("CONNECT"));    // no space yet
+    EXPECT_FALSE(starts("CONNECTX a"));
+    EXPECT_FALSE(starts(" CONNECT a"));
+    EXPECT_FALSE(starts("GET http://a/ HTTP/1.1\r\n"));
+}
+
 // --- headers ----------------------------------------------------------------
 
 TEST(HttpHeaderValue, NameIsCaseInsensitiveAndValueTrimmed) {

@@ -51,5 +51,18 @@ TEST(StreamTable, BoundedNewerStreamTakesTheSlot) {
     ASSERT_NE(t.find(4999 - 255), nullptr);
 }
 
+TEST(StreamTable, DisplacesNamesTheStreamInsertWouldForget) {
+    StreamTable<int> t(128);
+    EXPECT_EQ(t.displaces(7), std::nullopt);  // empty
+    for (StreamId s = 0; s < 64; ++s) t.insert(s) = 1;
+    EXPECT_EQ(t.displaces(64), std::nullopt);  // would grow instead
+    for (StreamId s = 64; s < 128; ++s) t.insert(s) = 1;
+    EXPECT_EQ(t.capacity(), 128u);
+    EXPECT_EQ(t.displaces(5), std::nullopt);  // its own slot
+    EXPECT_EQ(t.displaces(128 + 5), std::optional<StreamId>(5));
+    t.erase(5);
+    EXPECT_EQ(t.displaces(128 + 5), std::nullopt);  // a free slot
+}
+
 }  // namespace
 }  // namespace soh

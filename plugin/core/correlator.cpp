@@ -278,6 +278,22 @@ std::uint32_t Correlator::relay_pending(const Segment& seg) {
     return kSlotHandled;
 }
 
+// A bare ACK of a pending relay leg, from the fast path: what relay_pending
+// keeps of one (its frame; process reads nothing else of a bare ACK).
+bool Correlator::pending_ack(StreamId stream, FrameNum frame) {
+    PendingRelay* r = pending_relays_.find(stream);
+    if (!r) return false;
+    ++counters_.segments;
+    if (r->handshake.size() < kMaxPendingHandshake) {
+        Segment s;
+        s.frame = frame;
+        s.stream = stream;
+        s.flags = kAck;
+        r->handshake.push_back(s);
+    }
+    return true;
+}
+
 // The relay flow of a connection opened by `opening` (its SYN, or the
 // SYN-ACK when forward is false), linked to the proxy legs it may serve.
 std::uint32_t Correlator::new_relay(const Segment& opening, bool forward, const std::vector<std::uint32_t>& proxies) {

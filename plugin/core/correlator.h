@@ -125,9 +125,9 @@ public:
     // client retransmitting or reusing the 4-tuple, is recorded; the SYN-ACK
     // is not, see classify); or it is a bare ACK of a tracked connection,
     // which only joins its flow, and that is recorded here as process would.
-    // A possible relay leg not yet decided (kSlotRelayPending) is never taken:
-    // its handshake is kept for the relay flow it may become. A bare ACK of a
-    // held tunnel (kSlotTunnelHeld) is kept as its frame number.
+    // A bare ACK of a possible relay leg not yet decided (kSlotRelayPending)
+    // or of a held tunnel (kSlotTunnelHeld) is kept as its frame number, for
+    // the flow it may become; their other segments go to on_segment.
     bool fast_path(StreamId stream, std::size_t len, std::uint16_t flags, FrameNum frame) {
         if (stream >= slots_.size()) return false;
         const std::uint32_t slot = slots_[stream];
@@ -136,7 +136,8 @@ public:
         if (slot == kSlotPending) return (flags & (kSyn | kAck)) != kSyn;
         if (flags & (kSyn | kFin | kRst)) return false;
         if (slot >= kSlotBase) return bare_ack(slot - kSlotBase, frame);
-        return slot == kSlotTunnelHeld && held_ack(stream, frame);
+        if (slot == kSlotTunnelHeld) return held_ack(stream, frame);
+        return slot == kSlotRelayPending && pending_ack(stream, frame);
     }
     // A DNS answer: name (any case, optional trailing dot) resolves to addrs.
     void on_dns(std::string_view name, const std::vector<Addr>& addrs);
@@ -184,6 +185,7 @@ private:
     std::uint32_t classify_hop(const Segment& seg);
     bool defers_relay(const std::vector<std::uint32_t>& proxies, const Segment& seg) const;
     std::uint32_t relay_pending(const Segment& seg);
+    bool pending_ack(StreamId stream, FrameNum frame);
     std::uint32_t new_relay(const Segment& opening, bool forward, const std::vector<std::uint32_t>& proxies);
     void note_handshake(const Segment& seg, std::uint32_t slot);
     void prune_awaiting(std::vector<std::uint32_t>& list, const Segment& seg) const;

@@ -67,6 +67,8 @@ const char* pairing_name(Pairing p) {
 }
 
 Correlator::Correlator(Config cfg) : cfg_(std::move(cfg)), mail_port_(65536, false) {
+    cfg_.max_flows = std::min<std::size_t>(cfg_.max_flows, kHeldTag);
+    cfg_.max_streams = std::min<std::size_t>(cfg_.max_streams, kHeldTag);
     for (auto p : cfg_.mail_ports) mail_port_[p] = true;
 }
 
@@ -827,7 +829,7 @@ void Correlator::set_request(std::uint32_t idx, Method m, const std::string& hos
     }
 }
 
-void Correlator::set_target(Flow& f, const std::string& host, std::uint16_t port, bool literal) const {
+void Correlator::set_target(Flow& f, const std::string& host, std::uint16_t port, bool literal) {
     f.target_host = host;
     f.target_port = port;
     f.target_addr = Addr{};

@@ -175,7 +175,7 @@ private:
     static constexpr std::uint32_t kSlotTunnelHeld = 4;    // see HeldTunnel
     static constexpr std::uint32_t kSlotBase = 5;
     // In awaiting_ and PendingRelay::proxies, a held tunnel: this bit and its
-    // stream (flow indices stay below max_flows, far under it).
+    // stream (the constructor keeps max_flows and max_streams under it).
     static constexpr std::uint32_t kHeldTag = 0x80000000u;
     static constexpr std::uint32_t kSlotHandled = 0xFFFFFFFFu;  // classify() already processed it
 
@@ -205,7 +205,7 @@ private:
     // (promoting a held tunnel; kNone when it proved benign).
     const Flow* request_of(std::uint32_t id) const;
     std::uint32_t candidate_flow(std::uint32_t id);
-    void set_target(Flow& f, const std::string& host, std::uint16_t port, bool literal) const;
+    static void set_target(Flow& f, const std::string& host, std::uint16_t port, bool literal);
     // A request that can end in mail relay: to a mail port, or a tunnel
     // whose bytes may turn out to be SMTP. Any other is benign at once.
     bool may_relay_mail(Method m, std::uint16_t port) const;
@@ -296,10 +296,11 @@ private:
     StreamTable<PendingRelay> pending_relays_{4096};
     // A CONNECT to a port that is not a mail port whose request head came
     // whole in one segment: most are proxied HTTPS, told apart by the
-    // tunnel's first bytes. Until then its segments are kept, not parsed,
-    // and relay legs take it as a candidate by its stream (kHeldTag). TLS or
-    // binary bytes, or a refusal, drop it: it never costs a flow. Anything
-    // else makes it the flow it would have been, its segments replayed.
+    // tunnel's first bytes. Until then its segments are kept (only the
+    // proxy's status line is read), and relay legs take it as a candidate
+    // by its stream (kHeldTag). TLS or binary bytes, or a refusal, drop it:
+    // it never costs a flow. Anything else makes it the flow it would have
+    // been, its segments replayed.
     struct HeldTunnel {
         Flow request;  // what relay matching reads: endpoints, target, times
         struct Item {

@@ -88,7 +88,7 @@ void Correlator::on_segment(const Segment& seg) {
         if (slot == kSlotHandled) return;  // classified and processed with held segments
         slots_[seg.stream] = slot;
         if (slot < kSlotBase) {
-            if (slot == kSlotIgnored || slot == kSlotTunnelHeld) unclassified_.erase(seg.stream);
+            if (slot == kSlotIgnored) unclassified_.erase(seg.stream);
             return;
         }
     }
@@ -280,19 +280,13 @@ std::uint32_t Correlator::relay_pending(const Segment& seg) {
     return kSlotHandled;
 }
 
-// A bare ACK of a pending relay leg, from the fast path: what relay_pending
-// keeps of one (its frame; process reads nothing else of a bare ACK).
+// A bare ACK of a pending relay leg, from the fast path: kept as relay_pending
+// would keep it.
 bool Correlator::pending_ack(StreamId stream, FrameNum frame) {
     PendingRelay* r = pending_relays_.find(stream);
     if (!r) return false;
     ++counters_.segments;
-    if (r->handshake.size() < kMaxPendingHandshake) {
-        Segment s;
-        s.frame = frame;
-        s.stream = stream;
-        s.flags = kAck;
-        r->handshake.push_back(s);
-    }
+    if (r->handshake.size() < kMaxPendingHandshake) r->handshake.push_back(kept_ack(stream, frame));
     return true;
 }
 

@@ -186,6 +186,15 @@ private:
     bool defers_relay(const std::vector<std::uint32_t>& proxies, const Segment& seg) const;
     std::uint32_t relay_pending(const Segment& seg);
     bool pending_ack(StreamId stream, FrameNum frame);
+    // What a replay needs of a bare ACK the fast path kept: process reads
+    // only its frame (and, through its flags, that it is bare).
+    static Segment kept_ack(StreamId stream, FrameNum frame) {
+        Segment s;
+        s.frame = frame;
+        s.stream = stream;
+        s.flags = kAck;
+        return s;
+    }
     std::uint32_t new_relay(const Segment& opening, bool forward, const std::vector<std::uint32_t>& proxies);
     void note_handshake(const Segment& seg, std::uint32_t slot);
     void prune_awaiting(std::vector<std::uint32_t>& list, const Segment& seg) const;

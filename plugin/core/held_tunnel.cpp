@@ -108,16 +108,12 @@ void Correlator::tunnel_held(const Segment& seg) {
     promote_tunnel(seg.stream, &seg);
 }
 
-// A bare ACK on the fast path: its frame is all a replay needs (see process).
+// A bare ACK on the fast path; past the bound, on_segment promotes the tunnel.
 bool Correlator::held_ack(StreamId stream, FrameNum frame) {
     HeldTunnel* h = held_tunnels_.find(stream);
     if (!h || h->segs.size() >= kMaxHeldTunnelSegments) return false;
     ++counters_.segments;
-    HeldTunnel::Item item;
-    item.seg.frame = frame;
-    item.seg.stream = stream;
-    item.seg.flags = kAck;
-    h->segs.push_back(item);
+    h->segs.push_back(HeldTunnel::Item{kept_ack(stream, frame), 0});
     return true;
 }
 

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "ascii.h"
+#include "text_writer.h"
 
 namespace soh {
 
@@ -29,14 +30,12 @@ std::optional<Addr> Addr::parse(std::string_view text) {
 
 std::string Addr::str() const {
     char buf[INET6_ADDRSTRLEN];
-    if (family == 4 && inet_ntop(AF_INET, bytes.data(), buf, sizeof buf)) return buf;
-    if (family == 6 && inet_ntop(AF_INET6, bytes.data(), buf, sizeof buf)) return buf;
-    return "";
+    return TextWriter(buf, sizeof buf).addr(*this).c_str();
 }
 
 std::string Endpoint::str() const {
-    if (addr.family == 6) return "[" + addr.str() + "]:" + std::to_string(port);
-    return addr.str() + ":" + std::to_string(port);
+    char buf[INET6_ADDRSTRLEN + 8];
+    return TextWriter(buf, sizeof buf).endpoint(*this).c_str();
 }
 
 }  // namespace soh

@@ -10,33 +10,30 @@
 #include <epan/proto.h>
 #include <epan/tap.h>
 
-#include <cstdio>
 #include <cstring>
 
 #include "glue.h"
 #include "stats.h"
+#include "text_writer.h"
 
 namespace soh::glue {
 namespace {
 
 constexpr std::size_t kEndpointLen = INET6_ADDRSTRLEN + 8;
 
-void fmt_addr(char* out, std::size_t n, const Addr& a) {
-    out[0] = '\0';
-    if (a.family == 4) inet_ntop(AF_INET, a.bytes.data(), out, static_cast<socklen_t>(n));
-    if (a.family == 6) inet_ntop(AF_INET6, a.bytes.data(), out, static_cast<socklen_t>(n));
-}
+void fmt_addr(char* out, std::size_t n, const Addr& a) { TextWriter(out, n).addr(a); }
 
-void fmt_endpoint(char* out, std::size_t n, const Endpoint& e) {
-    char a[INET6_ADDRSTRLEN];
-    fmt_addr(a, sizeof a, e.addr);
-    std::snprintf(out, n, e.addr.family == 6 ? "[%s]:%u" : "%s:%u", a, e.port);
-}
+void fmt_endpoint(char* out, std::size_t n, const Endpoint& e) { TextWriter(out, n).endpoint(e); }
 
 // "mx.example:25" or "[2001:db8::7]:25", as the request wrote it.
+TextWriter& write_target(TextWriter& w, const Flow& p) {
+    if (p.target_host.find(':') != std::string::npos) return w.str("[").str(p.target_host).str("]:").num(p.target_port);
+    return w.str(p.target_host).str(":").num(p.target_port);
+}
+
 void fmt_target(char* out, std::size_t n, const Flow& p) {
-    bool v6 = p.target_host.find(':') != std::string::npos;
-    std::snprintf(out, n, v6 ? "[%s]:%u" : "%s:%u", p.target_host.c_str(), p.target_port);
+    TextWriter w(out, n);
+    write_target(w, p);
 }
 
 void add_uint(proto_tree* t, tvbuff_t* tvb, int id, std::uint32_t v) {
@@ -71,37 +68,29 @@ void render_lines(proto_tree* t, tvbuff_t* tvb, const Flow& f, FrameNum frame) {
     char buf[200];
     for (const SmtpNote& n : f.smtp->notes()) {
         if (n.frame != frame) continue;
-        std::snprintf(buf, sizeof buf, "%s %s", n.from_client ? "C:" : "S:", n.text.c_str());
-        add_str(t, tvb, hf.line, buf);
+        add_str(t, tvb, hf.line, TextWriter(buf, sizeof buf).str(n.from_client ? "C: " : "S: ").str(n.text).c_str());
     }
 }
 
 void summarise(char* out, std::size_t n, const View& v) {
     const Flow& p = *v.proxy;
-    char client[kEndpointLen], proxy[300], target[300];
-    fmt_endpoint(client, sizeof client, p.client);
-    fmt_endpoint(proxy, sizeof proxy, p.server);
-    for (std::size_t i = 1; i < v.chain.size(); ++i) {  // "P -> proxy Q -> proxy R"
-        std::size_t used = std::strlen(proxy);
-        std::snprintf(proxy + used, sizeof proxy - used, " -> proxy %s", v.chain[i].proxy.c_str());
-    }
-    fmt_target(target, sizeof target, p);
-    const Envelope* e = v.smtp ? &v.smtp->envelope() : nullptr;
-    char relay[64];
+    TextWriter w(out, n);
+    w.str(v.leg).str(" ").str(method_name(p.first_method())).str(", ").endpoint(p.client);
+    w.str(" -> proxy ").endpoint(p.server);
+    for (std::size_t i = 1; i < v.chain.size(); ++i) w.str(" -> proxy ").str(v.chain[i].proxy);
+    write_target(w.str(" -> "), p).str(" (").str(status_name(p.status));
+    if (p.status_code) w.str(" ").num(p.status_code);
+    w.str("), ");
     if (v.pairing == Pairing::Unique && v.relay)
-        std::snprintf(relay, sizeof relay, "relay stream %u", v.relay->stream);
+        w.str("relay stream ").num(v.relay->stream);
     else if (v.pairing == Pairing::Ambiguous)
-        std::snprintf(relay, sizeof relay, "relay ambiguous");
+        w.str("relay ambiguous");
     else
-        std::snprintf(relay, sizeof relay, "no relay leg");
-    char status[32];
-    if (p.status_code)
-        std::snprintf(status, sizeof status, "%s %u", status_name(p.status), p.status_code);
-    else
-        std::snprintf(status, sizeof status, "%s", status_name(p.status));
-    std::snprintf(out, n, "%s %s, %s -> proxy %s -> %s (%s), %s, %u recipient%s, %u message%s", v.leg,
-                  method_name(p.first_method()), client, proxy, target, status, relay, e ? e->rcpt_count : 0,
-                  e && e->rcpt_count == 1 ? "" : "s", e ? e->messages : 0, e && e->messages == 1 ? "" : "s");
+        w.str("no relay leg");
+    const Envelope* e = v.smtp ? &v.smtp->envelope() : nullptr;
+    const std::uint32_t rcpts = e ? e->rcpt_count : 0, messages = e ? e->messages : 0;
+    w.str(", ").num(rcpts).str(rcpts == 1 ? " recipient, " : " recipients, ");
+    w.num(messages).str(messages == 1 ? " message" : " messages");
 }
 
 // The fields of the subtree (none without a tree: nothing would keep them).

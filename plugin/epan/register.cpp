@@ -69,13 +69,33 @@ void cleanup_file() {
     streams = nullptr;
 }
 
+// Once a field that a filter or -e refers to has been added to a tree, epan
+// keeps an index of such fields in the tree's data
+// (tree_data_t.interesting_hfids), and proto_tree_reset only empties it:
+// every later frame pays for walking and clearing it, and the filter for a
+// lookup in it. When our fields are the ones that matched, that cost on
+// every frame is ours. So an index still empty when the post-dissector runs
+// (no referenced field on this frame so far) is freed: that is the state
+// proto_tree_create_root starts from, and epan builds the index again when
+// a referenced field is added.
+inline void drop_empty_field_index(proto_tree* tree) {
+    GHashTable*& index = PTREE_DATA(tree)->interesting_hfids;
+    if (index && g_hash_table_size(index) == 0) {
+        g_hash_table_destroy(index);
+        index = nullptr;
+    }
+}
+
 int dissect(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, void*) {
     // Runs on every frame: the common case (no note for this frame) touches
     // as little code as it can.
     if (!enabled) return 0;
     if (!PINFO_FD_VISITED(pinfo)) observe(tvb, pinfo);
     const FrameNote* n = engine->note(pinfo->num);
-    if (!n && pinfo->num != engine->notes_overflow_frame()) return 0;
+    if (!n && pinfo->num != engine->notes_overflow_frame()) {
+        if (tree) drop_empty_field_index(tree);
+        return 0;
+    }
     const char* saved = pinfo->current_proto;
     pinfo->current_proto = "SMTP-over-HTTP";  // names us in expert items and errors
     render(tvb, pinfo, tree, n);

@@ -9,7 +9,12 @@ output with the protocol enabled against `--disable-protocol smtp-over-http`:
 - `-T fields` (single pass and -2) of frame.number, tcp.stream,
   http.request.method, smtp.req.command, _ws.col.Protocol and _ws.col.Info,
   after removing our Info column tag " [SMTP-over-HTTP ...]" (and, on both
-  sides, blanks at the end of a line).
+  sides, blanks at the end of a line);
+- the frames a display filter on other protocols keeps (-Y), and, with the
+  protocol enabled, that "smtp-over-http || F" keeps exactly the frames of
+  smtp-over-http and those of F: the plugin frees the tree's index of
+  filtered fields when it is empty (see drop_empty_field_index), and the
+  filter must see every field all the same.
 
 Any other difference fails.  Also fails when the enabled run shows no
 smtp-over-http anywhere although the labels expect incidents (a disabled
@@ -35,6 +40,9 @@ PROTOS_LINE = re.compile(r"^(\s*\[Protocols in frame: )(.*)(\])$")
 FIELDS = ["frame.number", "tcp.stream", "http.request.method", "smtp.req.command",
           "_ws.col.Protocol", "_ws.col.Info"]
 DISABLE = ["--disable-protocol", PROTO]
+# Fields on a few frames each, so that frames with and without a filtered
+# field alternate.
+FILTERS = ["http.request || smtp.req.command", "tcp.flags.syn == 1 && tcp.flags.ack == 0"]
 
 
 def strip_verbose(text):
@@ -86,6 +94,27 @@ def diff(a, b, what):
                                         what + " (disabled)", what + " (enabled)", n=2))
 
 
+def kept(env, src, flt, extra=()):
+    out, _ = env.run(["-n", "-r", src, "-Y", flt, "-T", "fields", "-e", "frame.number"] + list(extra))
+    return {int(x) for x in out.split()}
+
+
+def check_filters(env, src):
+    problems = []
+    ours = kept(env, src, PROTO)
+    for flt in FILTERS:
+        on, off = kept(env, src, flt), kept(env, src, flt, DISABLE)
+        if on != off:
+            problems.append("-Y %r: frames %s kept only with the protocol enabled, %s only disabled"
+                            % (flt, sorted(on - off)[:10], sorted(off - on)[:10]))
+        both = kept(env, src, "%s || %s" % (PROTO, flt))
+        if both != ours | on:
+            problems.append("-Y %r: frames %s missing, %s extra"
+                            % ("%s || %s" % (PROTO, flt), sorted((ours | on) - both)[:10],
+                               sorted(both - (ours | on))[:10]))
+    return problems
+
+
 def check(env, pcap):
     src = env.stage(pcap)
     problems = []
@@ -110,7 +139,7 @@ def check(env, pcap):
         on, off = strip_fields(on), strip_fields(off)
         if on != off:
             problems.append(diff(off, on, "fields%s" % (" -2" if passes else "")))
-    return problems
+    return problems + check_filters(env, src)
 
 
 def main(argv=None):

@@ -152,10 +152,7 @@ std::uint32_t Correlator::classify(const Segment& seg, std::uint32_t slot) {
             }
             // Linked at once (a mail port is asked for): held tunnels among
             // the candidates become flows first.
-            std::vector<std::uint32_t> proxies;
-            for (std::uint32_t p : matches)
-                if (std::uint32_t f = candidate_flow(p); f != kNone && !flows_[f].benign) proxies.push_back(f);
-            std::uint32_t idx = new_relay(seg, forward != 0, proxies);
+            std::uint32_t idx = new_relay(seg, forward != 0, open_candidates(matches));
             return idx == kNone ? kSlotIgnored : kSlotBase + idx;
         }
         // A new connection from a proxy that was just asked to reach a mail
@@ -267,9 +264,7 @@ std::uint32_t Correlator::relay_pending(const Segment& seg) {
     }
     PendingRelay pending = std::move(*r);
     pending_relays_.erase(seg.stream);
-    std::vector<std::uint32_t> open;
-    for (std::uint32_t p : pending.proxies)
-        if (std::uint32_t f = candidate_flow(p); f != kNone && !flows_[f].benign) open.push_back(f);
+    const std::vector<std::uint32_t> open = open_candidates(pending.proxies);
     if (open.empty()) return kSlotPending;
     const std::uint32_t idx = new_relay(pending.opening, pending.forward, open);
     if (idx == kNone) return kSlotIgnored;

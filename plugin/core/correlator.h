@@ -214,6 +214,8 @@ private:
     // (promoting a held tunnel; kNone when it proved benign).
     const Flow* request_of(std::uint32_t id) const;
     std::uint32_t candidate_flow(std::uint32_t id);
+    // The flows of those candidates still open (not benign), in order.
+    std::vector<std::uint32_t> open_candidates(const std::vector<std::uint32_t>& ids);
     static void set_target(Flow& f, const std::string& host, std::uint16_t port, bool literal);
     // A request that can end in mail relay: to a mail port, or a tunnel
     // whose bytes may turn out to be SMTP. Any other is benign at once.

@@ -159,4 +159,11 @@ std::uint32_t Correlator::candidate_flow(std::uint32_t id) {
     return slot >= kSlotBase ? slot - kSlotBase : kNone;  // promoted before, or dropped
 }
 
+std::vector<std::uint32_t> Correlator::open_candidates(const std::vector<std::uint32_t>& ids) {
+    std::vector<std::uint32_t> open;
+    for (std::uint32_t id : ids)
+        if (const std::uint32_t f = candidate_flow(id); f != kNone && !flows_[f].benign) open.push_back(f);
+    return open;
+}
+
 }  // namespace soh

@@ -146,9 +146,10 @@ public:
     // the position where the previous search ended: that is checked inline
     // (this runs on every frame), anything else is a binary search.
     const FrameNote* note(FrameNum frame) const {
+        // No note past the newest one: on the first pass, most frames stop
+        // here (touching no note).
+        if (frame > last_noted_) return nullptr;
         const std::size_t n = notes_.size(), i = note_hint_;
-        // The first pass: no note past the newest one (touches no note).
-        if (i == n && frame > last_noted_) return nullptr;
         if (i > n || (i < n && notes_[i].frame < frame) || (i > 0 && notes_[i - 1].frame >= frame))
             return note_search(frame);
         if (i == n || notes_[i].frame != frame) return nullptr;

@@ -76,10 +76,20 @@ void observe_tcp(packet_info* pinfo, const Packet& p, const StreamCache::Key& ke
     }
 }
 
-void observe_dns(const Packet& p) {
-    try {
-        if (auto dns = parse_dns_response(p.payload, p.len)) engine->on_dns(dns->name, dns->addrs);
-    } catch (...) {
+void observe_tcp(packet_info* pinfo, const CommonTcp& c, const StreamCache::Key& key, const StreamId* cached) {
+    observe_tcp(pinfo, c.packet(), key, cached);
+}
+
+void observe_other(packet_info* pinfo, LinkType link, const std::uint8_t* bytes, std::size_t caplen) {
+    Packet p;
+    if (!parse_frame_general(link, bytes, caplen, p)) return;
+    if (p.proto == 6) {
+        observe_segment(pinfo, p, StreamCache::key(p.family, p.src_ip, p.sport, p.dst_ip, p.dport));
+    } else if (p.sport == 53) {
+        try {
+            if (auto dns = parse_dns_response(p.payload, p.len)) engine->on_dns(dns->name, dns->addrs);
+        } catch (...) {
+        }
     }
 }
 

@@ -3,6 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <random>
+#include <utility>
+
 namespace soh {
 namespace {
 
@@ -29,6 +33,40 @@ TEST(StreamCache, BoundedByEmptyingWhenFull) {
     for (std::uint16_t p = 1; p <= 10; ++p) c.put(ep("192.0.2.1", p), ep("192.0.2.2", 80), p);
     EXPECT_LE(c.size(), 4u);
     EXPECT_EQ(c.find(ep("192.0.2.1", 10), ep("192.0.2.2", 80)), 10u);
+}
+
+// Lookups that hit the last or the one-before-last entry, or probe the
+// table, in random order, with 4-tuples reused: every answer is the map's.
+TEST(StreamCache, AgreesWithAMapWhateverTheOrderOfLookups) {
+    StreamCache c;
+    std::map<std::pair<std::uint16_t, std::uint16_t>, std::pair<StreamId, bool>> want;
+    std::mt19937 rng(11);  // fixed seed: the same sequence every run
+    std::size_t hits = 0;
+    for (int i = 0; i < 20000; ++i) {
+        // Few ports, so that most lookups repeat one of the last few 4-tuples.
+        const auto a = static_cast<std::uint16_t>(rng() % 6), b = static_cast<std::uint16_t>(rng() % 3);
+        const Endpoint x = ep("192.0.2.1", static_cast<std::uint16_t>(1000 + a));
+        const Endpoint y = ep("192.0.2.2", static_cast<std::uint16_t>(80 + b));
+        if (rng() % 5 == 0) {
+            const StreamId id = static_cast<StreamId>(rng() % 1000);
+            const bool syn = rng() % 2;
+            c.put(x, y, id, syn);
+            want[{a, b}] = {id, syn};
+            continue;
+        }
+        bool at_syn = false;
+        const auto got = rng() % 2 ? c.find(x, y, &at_syn) : c.find(y, x, &at_syn);
+        const auto it = want.find({a, b});
+        if (it == want.end()) {
+            EXPECT_FALSE(got);
+            continue;
+        }
+        ASSERT_TRUE(got);
+        EXPECT_EQ(*got, it->second.first);
+        EXPECT_EQ(at_syn, it->second.second);
+        ++hits;
+    }
+    EXPECT_GT(hits, 10000u);
 }
 
 TEST(StreamCache, RemembersWhetherTheEntryCameFromASyn) {
@@ -78,10 +116,16 @@ TEST(StreamCache, StreamNumbersPastTheValueBitsAreNotCached) {
     c.put(ep("192.0.2.1", 1), ep("192.0.2.2", 80), 7);
     c.put(ep("192.0.2.1", 1), ep("192.0.2.2", 80), 0x80000000u);  // the 4-tuple reused
     EXPECT_FALSE(c.find(ep("192.0.2.1", 1), ep("192.0.2.2", 80)));
+    // Written at a SYN, stream 0x7FFFFFFF would be all ones: the mark of a free slot.
     c.put(ep("192.0.2.1", 1), ep("192.0.2.2", 80), 0x7FFFFFFFu, true);
+    EXPECT_FALSE(c.find(ep("192.0.2.1", 1), ep("192.0.2.2", 80)));
+    c.put(ep("192.0.2.1", 1), ep("192.0.2.2", 80), 0x7FFFFFFEu, true);
+    c.put(ep("192.0.2.1", 2), ep("192.0.2.2", 80), 1);  // so that the next find probes the table
     bool at_syn = false;
-    EXPECT_EQ(c.find(ep("192.0.2.1", 1), ep("192.0.2.2", 80), &at_syn), 0x7FFFFFFFu);
+    EXPECT_EQ(c.find(ep("192.0.2.1", 1), ep("192.0.2.2", 80), &at_syn), 0x7FFFFFFEu);
     EXPECT_TRUE(at_syn);
+    EXPECT_EQ(c.lookup(StreamCache::key(ep("192.0.2.1", 1), ep("192.0.2.2", 80))), 0x7FFFFFFEu | StreamCache::kAtSyn);
+    EXPECT_EQ(c.lookup(StreamCache::key(ep("192.0.2.1", 3), ep("192.0.2.2", 80))), StreamCache::kMiss);
 }
 
 }  // namespace

@@ -79,6 +79,13 @@ char* put_v6(char* p, const std::uint8_t* b) {
     return p;
 }
 
+// As inet_ntop; family 0 writes nothing.
+char* put_addr(char* p, const Addr& a) {
+    if (a.family == 4) return put_dotted(p, a.bytes.data());
+    if (a.family == 6) return put_v6(p, a.bytes.data());
+    return p;
+}
+
 }  // namespace
 
 TextWriter& TextWriter::num(std::uint32_t v) {
@@ -88,22 +95,16 @@ TextWriter& TextWriter::num(std::uint32_t v) {
 
 TextWriter& TextWriter::addr(const Addr& a) {
     char buf[48];  // 39 for the longest IPv6 text
-    char* end = buf;
-    if (a.family == 4) end = put_dotted(buf, a.bytes.data());
-    if (a.family == 6) end = put_v6(buf, a.bytes.data());
-    return str(std::string_view(buf, static_cast<std::size_t>(end - buf)));
+    return str(std::string_view(buf, static_cast<std::size_t>(put_addr(buf, a) - buf)));
 }
 
 TextWriter& TextWriter::endpoint(const Endpoint& e) {
     char buf[64];
     char* p = buf;
-    if (e.addr.family == 6) {
-        *p++ = '[';
-        p = put_v6(p, e.addr.bytes.data());
-        *p++ = ']';
-    } else if (e.addr.family == 4) {
-        p = put_dotted(p, e.addr.bytes.data());
-    }
+    const bool bracket = e.addr.family == 6;
+    if (bracket) *p++ = '[';
+    p = put_addr(p, e.addr);
+    if (bracket) *p++ = ']';
     *p++ = ':';
     p = put_dec(p, e.port);
     return str(std::string_view(buf, static_cast<std::size_t>(p - buf)));

@@ -484,10 +484,20 @@ const FrameNote* Correlator::note_search(FrameNum frame) const {
     return &*it;
 }
 
+// The fast path's segments without data, out of line: most frames are of
+// ignored streams, and need none of this.
+bool Correlator::empty_segment(std::uint32_t slot, StreamId stream, std::uint16_t flags, FrameNum frame) {
+    if (slot == kSlotPending) return (flags & (kSyn | kAck)) != kSyn;
+    if (flags & (kSyn | kFin | kRst)) return false;
+    if (slot >= kSlotBase) return bare_ack(slot - kSlotBase, frame);
+    if (slot == kSlotTunnelHeld) return held_ack(stream, frame);
+    return slot == kSlotRelayPending && pending_ack(stream, frame);
+}
+
 // What process does with a bare ACK of a live flow, without a Segment: the
 // fast path takes these (most segments of the proxy legs that turn out to
-// carry HTTPS). Out of line: only tracked connections come here.
-[[gnu::noinline]] bool Correlator::bare_ack(std::uint32_t idx, FrameNum frame) {
+// carry HTTPS).
+bool Correlator::bare_ack(std::uint32_t idx, FrameNum frame) {
     Flow& f = flows_[idx];
     if (!f.live) return false;  // process notes an eviction
     ++counters_.segments;

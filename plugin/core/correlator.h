@@ -128,16 +128,13 @@ public:
     // A bare ACK of a possible relay leg not yet decided (kSlotRelayPending)
     // or of a held tunnel (kSlotTunnelHeld) is kept as its frame number, for
     // the flow it may become; their other segments go to on_segment.
+    // Inline, only the test most frames stop at; the rest is out of line
+    // (empty_segment), so that the per-frame code stays short.
     bool fast_path(StreamId stream, std::size_t len, std::uint16_t flags, FrameNum frame) {
         if (stream >= slots_.size()) return false;
         const std::uint32_t slot = slots_[stream];
         if (slot == kSlotIgnored) return true;
-        if (len != 0) return false;
-        if (slot == kSlotPending) return (flags & (kSyn | kAck)) != kSyn;
-        if (flags & (kSyn | kFin | kRst)) return false;
-        if (slot >= kSlotBase) return bare_ack(slot - kSlotBase, frame);
-        if (slot == kSlotTunnelHeld) return held_ack(stream, frame);
-        return slot == kSlotRelayPending && pending_ack(stream, frame);
+        return len == 0 && empty_segment(slot, stream, flags, frame);
     }
     // A DNS answer: name (any case, optional trailing dot) resolves to addrs.
     void on_dns(std::string_view name, const std::vector<Addr>& addrs);
@@ -156,6 +153,9 @@ public:
         note_hint_ = i + 1;
         return &notes_[i];
     }
+    // Whether no frame from this one on has a note yet: on the first pass,
+    // most frames.
+    bool past_notes(FrameNum frame) const { return frame > last_noted_; }
     View view(const FrameNote& note) const;
     // Same, reusing the caller's View (no allocation once its vectors have grown).
     void view_into(const FrameNote& note, View& out) const;
@@ -228,6 +228,8 @@ private:
     void add_event(FrameNum frame, std::uint32_t flow, std::uint16_t ev);
     void record_frame(FrameNum frame, std::uint32_t flow);
     bool bare_ack(std::uint32_t idx, FrameNum frame);
+    // fast_path for a segment without data of a stream that is not ignored.
+    bool empty_segment(std::uint32_t slot, StreamId stream, std::uint16_t flags, FrameNum frame);
     void process(std::uint32_t idx, const Segment& seg);
     void proxy_bytes(std::uint32_t idx, bool from_client, const std::uint8_t* d, std::size_t n,
                      const Segment& seg);

@@ -51,27 +51,30 @@ public:
         };
     };
 
+    // An IPv4 4-tuple; a and b point at the raw addresses. Endpoints compare
+    // as (address read as a native word, port): any total order will do, and
+    // this one is the smaller and the larger of two 48-bit numbers, taken
+    // without a branch (either order is as likely, so a branch would be
+    // mispredicted on every other frame).
+    static Key key4(const std::uint8_t* a, std::uint16_t a_port, const std::uint8_t* b, std::uint16_t b_port) {
+        std::uint32_t a4, b4;
+        std::memcpy(&a4, a, 4);
+        std::memcpy(&b4, b, 4);
+        const std::uint64_t ea = std::uint64_t{a4} << 16 | a_port, eb = std::uint64_t{b4} << 16 | b_port;
+        const std::uint64_t lo = ea < eb ? ea : eb, hi = ea < eb ? eb : ea;
+        Key k;
+        k.family = 4;
+        k.v4.a = static_cast<std::uint32_t>(lo >> 16);
+        k.v4.b = static_cast<std::uint32_t>(hi >> 16);
+        k.v4.ports = static_cast<std::uint32_t>(lo & 0xFFFF) << 16 | static_cast<std::uint32_t>(hi & 0xFFFF);
+        return k;
+    }
     // a and b point at the raw addresses (4 bytes for family 4, else 16).
     static Key key(std::uint8_t family, const std::uint8_t* a, std::uint16_t a_port, const std::uint8_t* b,
                    std::uint16_t b_port) {
+        if (family == 4) return key4(a, a_port, b, b_port);
         Key k;
-        k.family = family == 4 ? 4 : 6;
-        // Any total order of endpoints will do: compare as native words.
-        if (k.family == 4) {
-            std::uint32_t a4, b4;
-            std::memcpy(&a4, a, 4);
-            std::memcpy(&b4, b, 4);
-            // Swapped under a mask, not by a branch: either order is as
-            // likely, so a branch would be mispredicted on every other frame.
-            const bool a_first = a4 != b4 ? a4 < b4 : a_port <= b_port;
-            const std::uint32_t swap = 0u - static_cast<std::uint32_t>(!a_first);
-            const std::uint32_t ab = std::uint32_t{a_port} << 16 | b_port, ba = std::uint32_t{b_port} << 16 | a_port;
-            const std::uint32_t addrs = (a4 ^ b4) & swap;
-            k.v4.a = a4 ^ addrs;
-            k.v4.b = b4 ^ addrs;
-            k.v4.ports = ab ^ ((ab ^ ba) & swap);
-            return k;
-        }
+        k.family = 6;
         std::uint64_t w[4];
         std::memcpy(w, a, 16);
         std::memcpy(w + 2, b, 16);
@@ -181,7 +184,9 @@ private:
             std::uint32_t value = kFree;
         };
 
-        [[gnu::noinline]] std::uint32_t probe(const K& k) const {
+        // The key by value: an IPv4 key then travels in registers, and the
+        // per-frame path need not store it for a call it rarely makes.
+        [[gnu::noinline]] std::uint32_t probe(K k) const {
             if (size_ == 0) return kMiss;
             for (std::size_t i = hash(k) & mask_;; i = (i + 1) & mask_) {
                 const Slot& s = slots_[i];

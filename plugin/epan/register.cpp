@@ -86,11 +86,8 @@ inline void drop_empty_field_index(proto_tree* tree) {
     }
 }
 
-int dissect(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, void*) {
-    // Runs on every frame: the common case (no note for this frame) touches
-    // as little code as it can.
-    if (!enabled) return 0;
-    if (!PINFO_FD_VISITED(pinfo)) observe(tvb, pinfo);
+// A frame that may have a note: any frame of a later pass, few of the first.
+[[gnu::noinline]] int dissect_noted(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree) {
     const FrameNote* n = engine->note(pinfo->num);
     if (!n && pinfo->num != engine->notes_overflow_frame()) {
         if (tree) drop_empty_field_index(tree);
@@ -100,6 +97,17 @@ int dissect(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, void*) {
     pinfo->current_proto = "SMTP-over-HTTP";  // names us in expert items and errors
     render(tvb, pinfo, tree, n);
     pinfo->current_proto = saved;
+    return 0;
+}
+
+// Runs on every frame: the common case (the first pass, past the newest
+// note) is a few lines of code in .text.hot, next to observe.
+[[gnu::hot]] int dissect(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, void*) {
+    if (!enabled) return 0;
+    if (!PINFO_FD_VISITED(pinfo)) observe(tvb, pinfo);
+    if (__builtin_expect(!engine->past_notes(pinfo->num) || pinfo->num == engine->notes_overflow_frame(), 0))
+        return dissect_noted(tvb, pinfo, tree);
+    if (tree) drop_empty_field_index(tree);
     return 0;
 }
 

@@ -69,6 +69,20 @@ TEST(StreamCache, AgreesWithAMapWhateverTheOrderOfLookups) {
     EXPECT_GT(hits, 10000u);
 }
 
+TEST(StreamCache, KeyOrdersEndpointsByAddressThenPort) {
+    // Same address on both sides: the ports decide, either way round.
+    EXPECT_TRUE(StreamCache::key(ep("192.0.2.1", 1), ep("192.0.2.1", 2)).v4 ==
+                StreamCache::key(ep("192.0.2.1", 2), ep("192.0.2.1", 1)).v4);
+    // Ports swapped between two addresses: another connection.
+    EXPECT_FALSE(StreamCache::key(ep("192.0.2.1", 1), ep("192.0.2.2", 2)).v4 ==
+                 StreamCache::key(ep("192.0.2.1", 2), ep("192.0.2.2", 1)).v4);
+    StreamCache c;
+    c.put(ep("192.0.2.1", 1), ep("192.0.2.2", 2), 1);
+    c.put(ep("192.0.2.2", 1), ep("192.0.2.1", 2), 2);
+    EXPECT_EQ(c.find(ep("192.0.2.2", 2), ep("192.0.2.1", 1)), 1u);
+    EXPECT_EQ(c.find(ep("192.0.2.1", 2), ep("192.0.2.2", 1)), 2u);
+}
+
 TEST(StreamCache, RemembersWhetherTheEntryCameFromASyn) {
     StreamCache c;
     bool at_syn = false;

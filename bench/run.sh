@@ -48,56 +48,6 @@ chmod -R a+rX "$home"
 ts="$as_user tshark"
 $ts -G plugins | grep -q '^smtp-over-http.so' || { echo "bench: tshark did not load the plugin" >&2; exit 1; }
 
-# One run of a command: wall time (hyperfine, one run) and peak RSS (GNU time
-# wrapping the same process). Prints "SECONDS KIB".
-run_once() {
-    local json rss
-    json=$(mktemp) rss=$(mktemp)
-    hyperfine -N --style none --runs 1 --export-json "$json" "/usr/bin/time -f %M -o $rss $1" >/dev/null 2>&1
-    python3 -c 'import json,sys; print("%.4f" % json.load(open(sys.argv[1]))["results"][0]["times"][0], open(sys.argv[2]).read().split()[-1])' "$json" "$rss"
-    rm -f "$json" "$rss"
-}
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
-
-# Runs the enabled and disabled commands in alternating order, RUNS times
-# each after one warm-up of each, so that drift in the machine's speed falls
-# on both alike. Sets T_ON T_OFF (median s), M_ON M_OFF (median KiB) and
-# PAIRED (median of the per-round time ratios) and SPREAD (half-width of the
-# 95% confidence interval of their mean, Student's t: how far apart two
-# ratios must be before the difference means anything on this machine).
-measure_pair() {
-    local on=$1 off=$2 i a b ton=() toff=() mon=() moff=() ratios=()
-    run_once "$on" >/dev/null
-    run_once "$off" >/dev/null
-    for ((i = 0; i < runs; i++)); do
-        if ((i % 2 == 0)); then
-            read -r ta ma < <(run_once "$on")
-            read -r tb mb < <(run_once "$off")
-        else
-            read -r tb mb < <(run_once "$off")
-            read -r ta ma < <(run_once "$on")
-        fi
-        ton+=("$ta") toff+=("$tb") mon+=("$ma") moff+=("$mb")
-        ratios+=("$(python3 -c "print($ta / $tb)")")
-    done
-    T_ON=$(median "${ton[@]}") T_OFF=$(median "${toff[@]}")
-    M_ON=$(median "${mon[@]}") M_OFF=$(median "${moff[@]}")
-    PAIRED=$(python3 -c "print('%.3f' % $(median "${ratios[@]}"))")
-    SPREAD=$(python3 -c "$spread_py" "${ratios[@]}")
-}
-# Half-width of the 95% confidence interval of the mean of the arguments.
-spread_py='
-import statistics, sys
-r = [float(x) for x in sys.argv[1:]]
-# Student t, two-sided 95%, for 1..30 degrees of freedom
-t = [12.71, 4.30, 3.18, 2.78, 2.57, 2.45, 2.36, 2.31, 2.26, 2.23, 2.20, 2.18, 2.16, 2.14, 2.13,
-     2.12, 2.11, 2.10, 2.09, 2.09, 2.08, 2.07, 2.07, 2.06, 2.06, 2.06, 2.05, 2.05, 2.05, 2.04]
-n = len(r)
-print("%.3f" % (t[min(n - 1, 30) - 1] * statistics.stdev(r) / n ** 0.5) if n > 1 else "?")
-'
-ratio() { python3 -c "print('%.3f' % ($1 / $2))"; }
-fmt() { python3 -c "print('%.3f' % $1)"; }
-
 rows=()
 base_scale=${scales%% *}
 cap="$home/bench-x$base_scale.pcap"

@@ -3,7 +3,7 @@
 # plugin enabled against `--disable-protocol smtp-over-http`, per mode, on
 # the first packets of the benchmark capture. Wall time on a shared or
 # virtual machine varies by several percent from run to run; instruction
-# counts by about 0.1% (a few million of the whole process's billions), so
+# counts by about 0.1% (0.3% with -V: a few million of the whole process's billions), so
 # this tells whether a change made the plugin cheaper even where
 # bench/run.sh cannot. Writes bench/INSTRUCTIONS.md.
 #
@@ -64,8 +64,9 @@ done
     echo "tshark (valgrind --tool=callgrind, whole process) with the plugin enabled and with"
     echo "\`--disable-protocol smtp-over-http\`, on the first $packets packets of"
     echo "\`bench-x1.pcap\` (\`captures/lab/make-bench-capture.sh DIR 1\`). Identical runs differ"
-    echo "by about 0.1% (a few million instructions: the extra per packet moves by up to about 150),"
-    echo "far less than wall time; see \`bench/RESULTS.md\` for time and memory."
+    echo "by about 0.1% in most modes (the extra per packet moves by up to about 150) and by up to"
+    echo "about 0.3% in *detail* (up to about 850 per packet), because Wireshark seeds its hash"
+    echo "tables at random: far less than wall time; see \`bench/RESULTS.md\` for time and memory."
     echo
     echo "- $(tshark --version | head -1)"
     echo "- Plugin: smtp-over-http $(sed -n 's/^project(smtp-over-http VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt), $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"

@@ -256,7 +256,7 @@ std::uint32_t Correlator::relay_pending(const Segment& seg) {
     if (!r) return kSlotPending;  // its entry was taken by another stream
     if (seg.len == 0 && !(seg.flags & (kFin | kRst))) {
         if (r->handshake.size() < kMaxPendingHandshake) {
-            r->handshake.push_back(seg);
+            push_few(r->handshake, seg);
             r->handshake.back().data = nullptr;
         }
         note_handshake(seg, kSlotRelayPending);
@@ -281,7 +281,7 @@ bool Correlator::pending_ack(StreamId stream, FrameNum frame) {
     PendingRelay* r = pending_relays_.find(stream);
     if (!r) return false;
     ++counters_.segments;
-    if (r->handshake.size() < kMaxPendingHandshake) r->handshake.push_back(kept_ack(stream, frame));
+    if (r->handshake.size() < kMaxPendingHandshake) push_few(r->handshake, kept_ack(stream, frame));
     return true;
 }
 
@@ -792,7 +792,7 @@ void Correlator::socks_bytes(std::uint32_t idx, bool from_client, const Segment&
         tunnel_bytes(idx, false, reinterpret_cast<const std::uint8_t*>(rest.data()), rest.size(), seg);
 }
 
-void Correlator::set_request(std::uint32_t idx, Method m, const std::string& host, std::uint16_t port,
+void Correlator::set_request(std::uint32_t idx, Method m, std::string_view host, std::uint16_t port,
                              bool literal, const Segment& seg) {
     Flow& f = flows_[idx];
     bool mail = is_mail_port(port);
@@ -828,7 +828,7 @@ void Correlator::set_request(std::uint32_t idx, Method m, const std::string& hos
     }
 }
 
-void Correlator::set_target(Flow& f, const std::string& host, std::uint16_t port, bool literal) {
+void Correlator::set_target(Flow& f, std::string_view host, std::uint16_t port, bool literal) {
     f.target_host = host;
     f.target_port = port;
     f.target_addr = Addr{};

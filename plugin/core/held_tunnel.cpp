@@ -73,7 +73,7 @@ void Correlator::keep(HeldTunnel& h, const Segment& seg) {
     HeldTunnel::Item item{seg, static_cast<std::uint32_t>(h.bytes.size())};
     item.seg.data = nullptr;
     if (seg.len) h.bytes.append(reinterpret_cast<const char*>(seg.data), seg.len);
-    h.segs.push_back(item);
+    push_few(h.segs, item);
 }
 
 void Correlator::tunnel_held(const Segment& seg) {
@@ -113,7 +113,7 @@ bool Correlator::held_ack(StreamId stream, FrameNum frame) {
     HeldTunnel* h = held_tunnels_.find(stream);
     if (!h || h->segs.size() >= kMaxHeldTunnelSegments) return false;
     ++counters_.segments;
-    h->segs.push_back(HeldTunnel::Item{kept_ack(stream, frame), 0});
+    push_few(h->segs, HeldTunnel::Item{kept_ack(stream, frame), 0});
     return true;
 }
 

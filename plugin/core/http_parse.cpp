@@ -61,7 +61,7 @@ std::optional<HostPort> parse_authority(std::string_view text, std::uint16_t def
         std::string_view inner = text.substr(1, close - 1);
         auto addr = Addr::parse(inner);
         if (!addr || addr->family != 6) return std::nullopt;
-        hp.host = std::string(inner);
+        hp.host = inner;
         hp.ip_literal = true;
         std::string_view rest = text.substr(close + 1);
         if (!rest.empty()) {
@@ -78,7 +78,7 @@ std::optional<HostPort> parse_authority(std::string_view text, std::uint16_t def
             if (host.find(':') != std::string_view::npos) return std::nullopt;
         }
         if (!valid_reg_name(host)) return std::nullopt;
-        hp.host = std::string(host);
+        hp.host = host;
         auto addr = Addr::parse(host);
         hp.ip_literal = addr && addr->family == 4;
     }
@@ -114,10 +114,10 @@ std::optional<RequestLine> parse_request_line(std::string_view line) {
     RequestLine req;
     req.method.reserve(method.size());
     for (char c : method) req.method += ascii::upper(c);
-    req.target = std::string(tokens[1]);
+    req.target = tokens[1];
     std::string_view last = tokens[n - 1];
     if (n >= 3 && last.size() >= 5 && iequals(last.substr(0, 5), "HTTP/")) {
-        req.version = std::string(last);
+        req.version = last;
         req.extra_tokens = n > 3;
     } else {
         req.extra_tokens = n > 2;

@@ -18,8 +18,10 @@ namespace soh {
 // Longest request or status line we consider; longer lines are not HTTP to us.
 inline constexpr std::size_t kMaxHttpLine = 8192;
 
+// The parsers return views into the text they were given (no allocation per
+// request on a busy proxy): valid while that text is.
 struct HostPort {
-    std::string host;  // as written, without brackets
+    std::string_view host;  // as written, without brackets
     std::uint16_t port = 0;
     bool ip_literal = false;  // host is an IPv4 or bracketed IPv6 literal
 };
@@ -30,8 +32,8 @@ std::optional<HostPort> parse_authority(std::string_view text, std::uint16_t def
 
 struct RequestLine {
     std::string method;     // upper-cased
-    std::string target;     // request-target as written
-    std::string version;    // "HTTP/1.0", or empty when absent
+    std::string_view target;   // request-target as written
+    std::string_view version;  // "HTTP/1.0", or empty when absent
     bool extra_tokens = false;  // junk between target and version
 };
 

@@ -9,6 +9,7 @@
 #include <epan/range.h>
 #include <epan/tap.h>
 
+#include <algorithm>
 #include <new>
 
 #include "glue.h"
@@ -41,9 +42,13 @@ std::size_t subtree_field_count = 0;
 void init_file() {
     Config cfg;
     cfg.mail_ports.clear();
-    for (guint32 p = 1; p < 65536; ++p)
-        if (pref_mail_ports && value_is_in_range(pref_mail_ports, p))
+    // Each of the preference's ranges in turn (range.h): not a test of all
+    // 65535 ports, at every file opened. Overlaps only repeat a port.
+    for (guint i = 0; pref_mail_ports && i < pref_mail_ports->nranges; ++i) {
+        const range_admin_t& r = pref_mail_ports->ranges[i];
+        for (guint32 p = std::max<guint32>(r.low, 1); p <= std::min<guint32>(r.high, 65535); ++p)
             cfg.mail_ports.push_back(static_cast<std::uint16_t>(p));
+    }
     cfg.pair_window = pref_window_s;
     cfg.slack = pref_slack_ms / 1000.0;
     cfg.content_detection = pref_content != FALSE;

@@ -39,7 +39,7 @@ median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? 
 # t: how far apart two ratios must be before the difference means anything
 # on this machine).
 measure_pair() {
-    local on=$1 off=$2 i ta tb ma mb ton=() toff=() mon=() moff=() ratios=()
+    local on=$1 off=$2 i ta tb ma mb ton=() toff=() mon=() moff=()
     run_once "$on" >/dev/null
     run_once "$off" >/dev/null
     for ((i = 0; i < runs; i++)); do
@@ -51,12 +51,30 @@ measure_pair() {
             read -r ta ma < <(run_once "$on")
         fi
         ton+=("$ta") toff+=("$tb") mon+=("$ma") moff+=("$mb")
-        ratios+=("$(python3 -c "print($ta / $tb)")")
     done
+    summarise_pair
+}
+# Sets what measure_pair sets from the arrays ton toff mon moff of its caller.
+summarise_pair() {
+    local i ratios=()
+    for ((i = 0; i < ${#ton[@]}; i++)); do ratios+=("$(python3 -c "print(${ton[i]} / ${toff[i]})")"); done
     T_ON=$(median "${ton[@]}") T_OFF=$(median "${toff[@]}")
     M_ON=$(median "${mon[@]}") M_OFF=$(median "${moff[@]}")
     PAIRED=$(python3 -c "print('%.3f' % $(median "${ratios[@]}"))")
     SPREAD=$(python3 -c "$spread_py" "${ratios[@]}")
+}
+# Same as measure_pair, but the two commands of a round run at once and take
+# turns on one CPU (bench/interleave.py): times are CPU seconds, memory the
+# peak resident set size wait4 reports. For a machine whose speed changes
+# from second to second, where measure_pair's ratios scatter by several
+# percent.
+measure_interleaved() {
+    local out ta tb ma mb ton=() toff=() mon=() moff=()
+    out=$(python3 "$top/bench/interleave.py" -n "$runs" "$1" "$2") || exit 1
+    while read -r ta ma tb mb; do
+        ton+=("$ta") toff+=("$tb") mon+=("$ma") moff+=("$mb")
+    done <<<"$out"
+    summarise_pair
 }
 # Half-width of the 95% confidence interval of the mean of the arguments.
 spread_py='

@@ -6,11 +6,12 @@
 # tell whether a change made the plugin faster: the difference between two
 # runs of bench/run.sh is often larger than the change.
 #
-#   bench/compare.sh [-r RUNS] [-m "MODES"] [-s SCALE] [-d CAPTURE_DIR] PLUGIN_A.so PLUGIN_B.so
+#   bench/compare.sh [-i] [-r RUNS] [-m "MODES"] [-s SCALE] [-d CAPTURE_DIR] PLUGIN_A.so PLUGIN_B.so
 #
 # MODES: any of filter filter-count fields-2pass detail stats conv (default
 # "filter-count stats conv"). Build the two plugins first, e.g. from two
-# work trees.
+# work trees. -i: A and B run at once and take turns on one CPU, timed in
+# CPU seconds (bench/run.sh -i says when that is needed).
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 runs=21
@@ -19,17 +20,20 @@ work="${TMPDIR:-/tmp}/soh-bench-captures"
 # shellcheck source=bench/common.sh
 . "$top/bench/common.sh"
 which_modes="filter-count stats conv"
-while getopts "r:m:s:d:" opt; do
+measure=measure_pair
+how="alternating"
+while getopts "ir:m:s:d:" opt; do
     case $opt in
+        i) measure=measure_interleaved how="taking turns on one CPU, CPU time" ;;
         r) runs=$OPTARG ;;
         m) which_modes=$OPTARG ;;
         s) scale=$OPTARG ;;
         d) work=$OPTARG ;;
-        *) sed -n '2,12p' "$0"; exit 2 ;;
+        *) sed -n '2,13p' "$0"; exit 2 ;;
     esac
 done
 shift $((OPTIND - 1))
-[ $# -eq 2 ] && [ -f "$1" ] && [ -f "$2" ] || { sed -n '2,12p' "$0"; exit 2; }
+[ $# -eq 2 ] && [ -f "$1" ] && [ -f "$2" ] || { sed -n '2,13p' "$0"; exit 2; }
 for m in $which_modes; do
     [ -n "${mode_args[$m]:-}" ] || { echo "compare: unknown mode $m (one of: $modes)" >&2; exit 2; }
 done
@@ -51,13 +55,13 @@ done
 
 echo "A: $1"
 echo "B: $2"
-echo "${scale}x capture, $runs rounds per mode, alternating"
+echo "${scale}x capture, $runs rounds per mode, $how"
 echo
 echo "| mode | A (s) | B (s) | paired ratio B/A |"
 echo "|---|---|---|---|"
 for m in $which_modes; do
     a=${mode_args[$m]}
     echo "compare: $m" >&2
-    measure_pair "$ts_b -n -r $cap $a" "$ts_a -n -r $cap $a"
+    $measure "$ts_b -n -r $cap $a" "$ts_a -n -r $cap $a"
     echo "| $m | $(fmt "$T_OFF") | $(fmt "$T_ON") | $PAIRED ± $SPREAD |"
 done

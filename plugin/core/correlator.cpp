@@ -917,7 +917,7 @@ void Correlator::drop_hop_candidate(std::uint32_t idx) {
     // Released once the segment is processed (we may be inside its reassembler).
     f.benign = true;
     f.release_pending = true;
-    settle(std::move(work));
+    settle(work);
 }
 
 void Correlator::mark_benign(std::uint32_t idx) {
@@ -930,7 +930,10 @@ void Correlator::mark_benign(std::uint32_t idx) {
     // return right after this; the SMTP session is not in use.)
     f.smtp.reset();
     // A relay it took as its only candidate goes back to the other legs.
-    if (f.paired != kNone) settle({idx});
+    if (f.paired != kNone) {
+        std::vector<std::uint32_t> work{idx};
+        settle(work);
+    }
     // Relay candidates that only this kind of leg could explain are of no interest.
     for (const Link& l : f.links) {
         Flow& r = flows_[l.relay];

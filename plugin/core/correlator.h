@@ -261,7 +261,9 @@ private:
     bool survives(std::uint32_t proxy_idx, const Link& link, bool content) const;
     // Candidates of a proxy leg still standing; *only gets the first one.
     std::size_t count_survivors(std::uint32_t proxy_idx, std::uint32_t* only) const;
-    void settle(std::vector<std::uint32_t> work);
+    // Re-pairs the proxy legs in work (and those a change frees), within a
+    // budget; leaves work empty.
+    void settle(std::vector<std::uint32_t>& work);
     const std::vector<Addr>* resolve(const std::string& host) const;
 
     // Read for every frame (fast_path, note): first, so they share a cache line.
@@ -339,6 +341,10 @@ private:
     static constexpr std::size_t kMaxHeldTunnelSegments = 16;
     static constexpr std::size_t kMaxHeldTunnelBytes = 2048;
     StreamTable<HeldTunnel> held_tunnels_{4096};
+    // content_changed's list for settle, kept between calls: it runs on
+    // every SMTP line of a suspect flow, and would allocate each time. Its
+    // size is bounded by settle's budget times max_candidates.
+    std::vector<std::uint32_t> content_work_;
     std::vector<std::uint32_t> live_order_;  // flows with live state, oldest first
     std::size_t live_head_ = 0;
     std::size_t live_count_ = 0;

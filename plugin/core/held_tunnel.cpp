@@ -64,6 +64,9 @@ bool Correlator::hold_tunnel(const Segment& seg) {
     f.request_frame = f.target_frame = seg.frame;
     f.request_time = seg.time;
     h.next_client_seq = seg.seq + static_cast<std::uint32_t>(n);
+    // Room for the proxy's answer too ("HTTP/1.1 200 Connection established"
+    // and a header or two): one allocation per tunnel rather than two.
+    h.bytes.reserve(n + 128);
     keep(h, seg);
     awaiting_[target->port].push_back(kHeldTag | seg.stream);
     return true;

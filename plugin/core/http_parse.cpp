@@ -184,7 +184,7 @@ std::optional<StatusLine> parse_status_line(std::string_view line) {
     }
     if (v.size() > 3 && !is_space(v[3])) return std::nullopt;
     if (st.code < 100) return std::nullopt;
-    st.reason = std::string(trim(v.substr(3)));
+    st.reason = trim(v.substr(3));
     return st;
 }
 

@@ -62,7 +62,7 @@ void Correlator::link_candidates(std::uint32_t relay_idx, const Segment& seg,
         flows_[relay_idx].tunnel_links.push_back(static_cast<std::uint32_t>(pf.links.size() - 1));
         work.push_back(p);
     }
-    settle(std::move(work));
+    settle(work);
 }
 
 void Correlator::evaluate(Flow& p, Link& link) {
@@ -89,7 +89,8 @@ void Correlator::evaluate(Flow& p, Link& link) {
 
 void Correlator::content_changed(std::uint32_t idx) {
     Flow& f = flows_[idx];
-    std::vector<std::uint32_t> work;
+    std::vector<std::uint32_t>& work = content_work_;  // settle leaves it empty
+    work.clear();
     if (f.role == Role::Proxy) {
         for (Link& l : f.links) evaluate(f, l);
         if (!f.links.empty()) work.push_back(idx);
@@ -100,7 +101,7 @@ void Correlator::content_changed(std::uint32_t idx) {
         evaluate(p, p.links[f.tunnel_links[i]]);
         work.push_back(f.tunnels[i]);
     }
-    settle(std::move(work));
+    settle(work);
 }
 
 bool Correlator::has_content(const Flow& p) const {
@@ -127,7 +128,7 @@ std::size_t Correlator::count_survivors(std::uint32_t idx, std::uint32_t* only) 
     return n;
 }
 
-void Correlator::settle(std::vector<std::uint32_t> work) {
+void Correlator::settle(std::vector<std::uint32_t>& work) {
     std::size_t budget = 64 + 16 * work.size();
     while (!work.empty() && budget-- > 0) {
         std::uint32_t idx = work.back();
@@ -152,6 +153,7 @@ void Correlator::settle(std::vector<std::uint32_t> work) {
                 if (t != idx) work.push_back(t);
         }
     }
+    work.clear();  // what the budget left
 }
 
 View Correlator::view(const FrameNote& n) const {

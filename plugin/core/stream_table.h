@@ -5,6 +5,12 @@
 // On a clash the table doubles, up to `max` slots; past that the newer
 // stream takes the slot (the older one's state is forgotten, which callers
 // accept as they would a full table).
+//
+// A value exists only while its stream is held: insert constructs it in its
+// slot and erase destroys it. Empty slots hold no T, so the table's slots
+// cost no constructor when it grows, and holding a stream briefly costs one
+// construction and one destruction rather than building a temporary and
+// moving it in (T may be large: HeldTunnel holds a Flow).
 #pragma once
 
 #include <cstddef>
@@ -26,7 +32,7 @@ public:
     T* find(StreamId s) {
         if (slots_.empty()) return nullptr;
         Slot& e = slots_[s & (slots_.size() - 1)];
-        return e.used && e.stream == s ? &e.value : nullptr;
+        return e.value && e.stream == s ? &*e.value : nullptr;
     }
     const T* find(StreamId s) const { return const_cast<StreamTable*>(this)->find(s); }
 
@@ -36,7 +42,7 @@ public:
     std::optional<StreamId> displaces(StreamId s) const {
         if (slots_.empty() || slots_.size() < max_) return std::nullopt;
         const Slot& e = slots_[s & (slots_.size() - 1)];
-        if (!e.used || e.stream == s) return std::nullopt;
+        if (!e.value || e.stream == s) return std::nullopt;
         return e.stream;
     }
 
@@ -45,13 +51,11 @@ public:
         if (slots_.empty()) slots_.resize(kFirst < max_ ? kFirst : max_);
         for (;;) {
             Slot& e = slots_[s & (slots_.size() - 1)];
-            if (e.used && e.stream == s) return e.value;
-            if (!e.used || slots_.size() >= max_) {
-                if (!e.used) ++size_;
+            if (e.value && e.stream == s) return *e.value;
+            if (!e.value || slots_.size() >= max_) {
+                if (!e.value) ++size_;
                 e.stream = s;
-                e.used = true;
-                e.value = T{};
-                return e.value;
+                return e.value.emplace();  // destroys the older stream's value first
             }
             grow();
         }
@@ -60,9 +64,8 @@ public:
     void erase(StreamId s) {
         if (slots_.empty()) return;
         Slot& e = slots_[s & (slots_.size() - 1)];
-        if (!e.used || e.stream != s) return;
-        e.used = false;
-        e.value = T{};  // frees what the entry held
+        if (!e.value || e.stream != s) return;
+        e.value.reset();  // frees what the entry held
         --size_;
     }
 
@@ -74,15 +77,14 @@ private:
 
     struct Slot {
         StreamId stream = 0;
-        bool used = false;
-        T value{};
+        std::optional<T> value;  // empty: a free slot
     };
 
     void grow() {
         std::vector<Slot> old(slots_.size() * 2);
         old.swap(slots_);
         for (Slot& e : old)
-            if (e.used) slots_[e.stream & (slots_.size() - 1)] = std::move(e);  // no clash: one more index bit
+            if (e.value) slots_[e.stream & (slots_.size() - 1)] = std::move(e);  // no clash: one more index bit
     }
 
     std::vector<Slot> slots_;

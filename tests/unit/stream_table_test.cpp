@@ -64,5 +64,43 @@ TEST(StreamTable, DisplacesNamesTheStreamInsertWouldForget) {
     EXPECT_EQ(t.displaces(128 + 5), std::nullopt);  // a free slot
 }
 
+// Counts the values alive, to show when the table builds and frees them.
+struct Counted {
+    static inline int alive = 0;
+    int v = 0;
+    Counted() { ++alive; }
+    Counted(const Counted& o) : v(o.v) { ++alive; }
+    Counted(Counted&& o) noexcept : v(o.v) { ++alive; }
+    Counted& operator=(const Counted&) = default;
+    Counted& operator=(Counted&&) = default;
+    ~Counted() { --alive; }
+};
+
+TEST(StreamTable, ValuesLiveOnlyWhileTheirStreamIsHeld) {
+    Counted::alive = 0;
+    {
+        StreamTable<Counted> t(256);
+        EXPECT_EQ(Counted::alive, 0);
+        t.insert(1).v = 10;
+        EXPECT_EQ(Counted::alive, 1);  // free slots hold no value
+        t.insert(1);                   // the same stream: no new value
+        EXPECT_EQ(Counted::alive, 1);
+        for (StreamId s = 2; s < 200; ++s) t.insert(s).v = static_cast<int>(s);  // grows
+        EXPECT_EQ(Counted::alive, 199);
+        EXPECT_EQ(t.find(1)->v, 10);  // moved on growth, not rebuilt empty
+        t.erase(1);
+        EXPECT_EQ(Counted::alive, 198);
+        EXPECT_EQ(t.find(1), nullptr);
+        // At the bound, a newer stream's value replaces the older one's.
+        for (StreamId s = 2; s < 256; ++s) t.insert(s);
+        ASSERT_EQ(t.capacity(), 256u);
+        t.insert(256 + 7).v = 7;
+        EXPECT_EQ(Counted::alive, 254);  // streams 2 to 255, 7 replaced
+        EXPECT_EQ(t.find(7), nullptr);
+        EXPECT_EQ(t.find(256 + 7)->v, 7);
+    }
+    EXPECT_EQ(Counted::alive, 0);  // the table frees what it holds
+}
+
 }  // namespace
 }  // namespace soh

@@ -89,8 +89,8 @@ void Correlator::evaluate(Flow& p, Link& link) {
 
 void Correlator::content_changed(std::uint32_t idx) {
     Flow& f = flows_[idx];
-    std::vector<std::uint32_t>& work = content_work_;  // settle leaves it empty
-    work.clear();
+    std::vector<std::uint32_t>& work = content_work_;
+    work.clear();  // settle empties it; not if an exception cut the last one short
     if (f.role == Role::Proxy) {
         for (Link& l : f.links) evaluate(f, l);
         if (!f.links.empty()) work.push_back(idx);

@@ -7,12 +7,22 @@
 #include <epan/tap.h>
 
 #include "soh_register.h"
+#include "ws_compat.h"
 
 WS_DLL_PUBLIC_DEF const char plugin_version[] = SOH_VERSION;
 WS_DLL_PUBLIC_DEF const int plugin_want_major = WIRESHARK_VERSION_MAJOR;
 WS_DLL_PUBLIC_DEF const int plugin_want_minor = WIRESHARK_VERSION_MINOR;
 
 WS_DLL_PUBLIC void plugin_register(void);
+
+#ifdef SOH_PLUGIN_DESCRIBES_ITSELF
+WS_DLL_PUBLIC uint32_t plugin_describe(void);
+
+uint32_t plugin_describe(void)
+{
+    return WS_PLUGIN_DESC_DISSECTOR | WS_PLUGIN_DESC_TAP_LISTENER;
+}
+#endif
 
 void plugin_register(void)
 {

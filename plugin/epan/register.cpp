@@ -16,6 +16,7 @@
 #include "observe.h"
 #include "stats.h"
 #include "soh_register.h"
+#include "ws_compat.h"
 
 namespace soh::glue {
 
@@ -34,7 +35,7 @@ protocol_t* protocol = nullptr;
 range_t* pref_mail_ports = nullptr;
 guint pref_window_s = 30;
 guint pref_slack_ms = 50;
-gboolean pref_content = TRUE;
+PrefBool pref_content = true;
 bool enabled = false;  // for this file: see init_file
 const hf_register_info* subtree_fields = nullptr;  // every field but the protocol's own
 std::size_t subtree_field_count = 0;
@@ -51,7 +52,7 @@ void init_file() {
     }
     cfg.pair_window = pref_window_s;
     cfg.slack = pref_slack_ms / 1000.0;
-    cfg.content_detection = pref_content != FALSE;
+    cfg.content_detection = pref_content != 0;
     delete engine;
     engine = new (std::nothrow) Correlator(std::move(cfg));
     delete streams;

@@ -1,4 +1,5 @@
 # Shared by the bench/ scripts (sourced, not run).
+. "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/personal-plugins.sh"
 
 # A temporary, world-readable home holding the plugin as a personal plugin,
 # removed at exit (each call makes another). Sets $home, and $as_user: the
@@ -10,8 +11,10 @@ bench_home() {
     home=$(mktemp -d "/tmp/$2.XXXXXX")
     bench_homes+=("$home")
     trap 'rm -rf "${bench_homes[@]}"' EXIT
-    mkdir -p "$home/.local/lib/wireshark/plugins/4.0/epan"
-    cp "$1" "$home/.local/lib/wireshark/plugins/4.0/epan/smtp-over-http.so"
+    local pdir
+    pdir=$(personal_plugin_dir "$home") || exit 1
+    mkdir -p "$pdir"
+    cp "$1" "$pdir/smtp-over-http.so"
     chmod -R a+rwX "$home"
     if [ "$(id -u)" -eq 0 ]; then
         as_user="setpriv --reuid=65534 --regid=65534 --clear-groups env -i HOME=$home PATH=/usr/bin:/bin LC_ALL=C"

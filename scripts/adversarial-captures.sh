@@ -19,6 +19,7 @@
 # Results go to stdout and OUTDIR/results.tsv. Needs about 400 MB of disk
 # for the default sizes.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib/personal-plugins.sh"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 [ $# -ge 1 ] || { echo "usage: $0 OUTDIR" >&2; exit 2; }
@@ -49,7 +50,7 @@ python3 tests/robustness/make_adversarial.py "$outdir" --connects "$connects" \
 home=$(mktemp -d "${TMPDIR:-/tmp}/soh-adv-XXXXXX")
 trap 'rm -rf "$home"' EXIT
 chmod 755 "$home"
-pdir="$home/.local/lib/wireshark/plugins/4.0/epan"
+pdir=$(personal_plugin_dir "$home")
 mkdir -p "$pdir" "$home/caps" "$home/extcap"
 cp "$plugin" "$pdir/smtp-over-http.so"
 chmod -R a+rX "$home"

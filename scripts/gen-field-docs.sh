@@ -57,7 +57,7 @@ with tshark_env.TsharkEnv(plugin) as env:
     values, _ = env.run(["-G", "values"])
     prefs, _ = env.run(["-G", "defaultprefs"])
 
-proto = [l.split("\t") for l in protocols.splitlines() if l.split("\t")[-1] == PROTO]
+proto = [l.split("\t") for l in protocols.splitlines() if l.split("\t")[2:3] == [PROTO]]
 rows = [l.split("\t") for l in fields.splitlines()]
 ours = [r for r in rows if r[0] == "F" and len(r) > 4 and r[4] == PROTO]
 value_fields = [r for r in ours if r[3] not in ("FT_NONE", "FT_PROTOCOL")]
@@ -75,6 +75,10 @@ for line in prefs.splitlines():
         comments = [c[1:].strip() for c in block if c.startswith("# ")]
         desc = " ".join(comments[:-1]) if len(comments) > 1 else " ".join(comments)
         hint = comments[-1] if len(comments) > 1 else ""
+        # tshark's own words for a boolean's values: "TRUE or FALSE" in 4.0,
+        # "true or false" from 4.2 on; one spelling keeps this file the same
+        # whichever release generates it.
+        hint = hint.replace("TRUE or FALSE", "true or false")
         pref_rows.append((m.group(1), m.group(2), desc, hint))
         block = []
     elif line.strip() == "":
@@ -112,7 +116,7 @@ o.append("## Expert items")
 o.append("")
 o.append("%d expert items. Each abbrev is also a display filter field. Their group"
          % len(expert))
-o.append("and severity are not in `tshark -G` output in Wireshark 4.0: see the")
+o.append("and severity are not in `tshark -G fields` output: see the")
 o.append("README's *Expert items* table, or `tshark -z expert` on a capture.")
 o.append("")
 o.append("| abbrev | message |")

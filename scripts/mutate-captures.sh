@@ -24,6 +24,7 @@
 # MUTATE_FIRST (first iteration number, default 1), MUTATE_PLUGIN (use this
 # already-built sanitized plugin instead of building one).
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib/personal-plugins.sh"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$PWD
 
@@ -56,7 +57,7 @@ fi
 home=$(mktemp -d "${TMPDIR:-/tmp}/soh-mutate-XXXXXX")
 trap 'rm -rf "$home"' EXIT
 chmod 755 "$home"
-pdir="$home/.local/lib/wireshark/plugins/4.0/epan"
+pdir=$(personal_plugin_dir "$home")
 mkdir -p "$pdir" "$home/run" "$home/extcap"
 cp "$plugin" "$pdir/smtp-over-http.so"
 chmod -R a+rX "$home"

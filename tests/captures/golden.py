@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
 """Golden output of the smtp-over-http plugin on every bundled capture.
 
-Per capture <case>, tests/captures/golden/ holds two files, both made by
-tshark with two passes (-2) on the frames that carry smtp-over-http:
+Per Wireshark release R ("4.0", "4.4", "4.6") and capture <case>,
+tests/captures/golden/R/ holds two files, both made by that release's tshark
+with two passes (-2) on the frames that carry smtp-over-http:
 
   <case>.fields.tsv   frame.number, tcp.stream and every smtp-over-http field
   <case>.expert.tsv   frame.number and _ws.expert.message
 
-Compare mode (default) prints a unified diff per mismatch and exits 1; it
-exits 77 (skipped) when the golden directory holds no file yet.  Update mode
-(--update) rewrites the files; use tests/captures/update_golden.sh for that.
+The files are kept per release because stock tshark prints them differently
+(booleans, HTTP's own expert items); golden_releases.py checks that our part
+is the same in every release.
+
+Compare mode (default) compares with the folder of the release of the tshark
+that runs; it prints a unified diff per mismatch and exits 1, and exits 77
+(skipped) when that folder holds no file yet.  Update mode (--update)
+rewrites the files; use tests/captures/update_golden.sh for that.
 
 Standard library only.
 """
@@ -64,16 +70,20 @@ def main(argv=None):
     if not caps:
         print("error: no capture in %s" % args.captures)
         return 2
-    existing = sorted(glob.glob(os.path.join(args.golden, "*.tsv")))
-    if not args.update and not existing:
-        print("SKIP: no golden files in %s yet; generate them with "
-              "tests/captures/update_golden.sh and review them before committing" % args.golden)
-        return SKIP
-
     expected_files = set()
     failed = []
     try:
         with TsharkEnv(args.plugin, timeout=args.timeout) as env:
+            release = env.release()
+            args.golden = os.path.join(args.golden, release)
+            existing = sorted(glob.glob(os.path.join(args.golden, "*.tsv")))
+            if not args.update and not existing:
+                print("SKIP: no golden files for Wireshark %s in %s yet; generate them with "
+                      "tests/captures/update_golden.sh (for another release: through "
+                      "scripts/wireshark-env.sh) and review them before committing"
+                      % (release, args.golden))
+                return SKIP
+            print("Wireshark %s: golden files in %s" % (release, os.path.relpath(args.golden)))
             fields = our_fields(env.verify_plugin())
             for pcap in caps:
                 case = case_of(pcap)

@@ -1,7 +1,8 @@
 """Run tshark with a given smtp-over-http plugin build against given captures.
 
 Wireshark loads personal plugins from
-~/.local/lib/wireshark/plugins/<major.minor>/epan, but ignores that directory
+~/.local/lib/wireshark/plugins/<major.minor>/epan (the folder tshark's own
+`-G folders` names, so the same code serves 4.0, 4.4 and 4.6), but ignores that directory
 (and WIRESHARK_PLUGIN_DIR) when the real user id is 0.  So this module builds a
 fresh, world-readable temporary HOME holding a copy of the plugin and of the
 captures, and runs tshark with HOME pointing there:
@@ -17,13 +18,13 @@ Standard library only.
 """
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
 
 PROTO = "smtp-over-http"
 PLUGIN_FILE = PROTO + ".so"
-WS_PLUGIN_ABI = "4.0"
 UNPRIVILEGED_ID = 65534
 DEFAULT_TIMEOUT = 300
 
@@ -88,8 +89,7 @@ class TsharkEnv:
     def __enter__(self):
         self.home = tempfile.mkdtemp(prefix="soh-tshark-")
         os.chmod(self.home, 0o755)
-        pdir = os.path.join(self.home, ".local", "lib", "wireshark", "plugins",
-                            WS_PLUGIN_ABI, "epan")
+        pdir = os.path.join(self.personal_plugins(), "epan")
         os.makedirs(pdir)
         self.plugin_copy = os.path.join(pdir, PLUGIN_FILE)
         shutil.copyfile(self.plugin, self.plugin_copy)
@@ -102,6 +102,20 @@ class TsharkEnv:
             shutil.rmtree(self.home, ignore_errors=True)
         self.home = None
         return False
+
+    def personal_plugins(self):
+        """The personal plugin folder this tshark reads with HOME set to ours
+        (.../plugins/<major.minor>)."""
+        out, _ = self.run(["-G", "folders"])
+        for line in out.splitlines():
+            name, _, path = line.partition(":")
+            if name.strip() == "Personal Plugins":
+                path = path.strip()
+                if not os.path.abspath(path).startswith(self.home + os.sep):
+                    raise TsharkError("tshark's personal plugin folder %s is not under HOME %s"
+                                      % (path, self.home))
+                return path
+        raise TsharkError("tshark -G folders names no personal plugin folder")
 
     def _make_world_readable(self):
         for root, dirs, files in os.walk(self.home):
@@ -147,6 +161,14 @@ class TsharkEnv:
                                                            err.strip()))
         return out, err
 
+    def release(self):
+        """This tshark's Wireshark release, "major.minor" (e.g. "4.6")."""
+        out, _ = self.run(["--version"])
+        m = re.match(r"TShark \(Wireshark\) (\d+)\.(\d+)\.", out)
+        if not m:
+            raise TsharkError("cannot read the release from tshark --version: %r" % out[:80])
+        return "%s.%s" % m.groups()
+
     def verify_plugin(self, fields=CONTRACT_FIELDS):
         """Fail unless tshark loaded our copy of the plugin, registered the
         protocol and every contract field. Returns the registered field
@@ -169,8 +191,13 @@ class TsharkEnv:
                     self.plugin_copy, self.plugin,
                     " running as uid %d" % UNPRIVILEGED_ID if self.as_root else "",
                     err.strip()))
+        types = {l.split("\t")[2].strip() for l in out.splitlines()
+                 if l.startswith(PLUGIN_FILE + "\t") and len(l.split("\t")) > 3}
+        if types != {"dissector"}:
+            raise TsharkError("tshark -G plugins lists the plugin as %s, not as a dissector "
+                              "(4.2 and later read the type from plugin_describe)" % sorted(types))
         out, err = self.run(["-G", "protocols"])
-        if not any(l.split("\t")[-1] == PROTO for l in out.splitlines()):
+        if not any(l.split("\t")[2:3] == [PROTO] for l in out.splitlines()):
             raise TsharkError("plugin loaded but protocol %r not registered\n%s"
                               % (PROTO, err.strip()))
         return self.registered_fields(fields)

@@ -4,7 +4,8 @@
 #
 #   scripts/screenshots.sh [--plugin FILE] [--capture PCAP] [--frame N]
 #
-#   --plugin FILE   default build/plugin/epan/smtp-over-http.so
+#   --plugin FILE   default build/plugin/epan/smtp-over-http.so (the profile
+#                   comes from the same build tree: build/profile/SMTP-over-HTTP)
 #   --capture PCAP  default captures/connect_ip_squid.pcap
 #   --frame N       frame whose detail tree is shown (default 6, the CONNECT)
 #
@@ -18,6 +19,7 @@
 # plugin, the profile and the capture (as another user: as that user).
 # The key presses and clicks assume the 1280x800 window this script sets.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib/personal-plugins.sh"
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 plugin=$root/build/plugin/epan/smtp-over-http.so
@@ -37,6 +39,9 @@ log() { echo "screenshots.sh: $*"; }
 die() { echo "screenshots.sh: $*" >&2; exit 1; }
 
 [ -f "$plugin" ] || die "plugin not found: $plugin (build it first: cmake -S . -B build && cmake --build build -j2)"
+# The profile the build assembled next to the plugin (profile/CMakeLists.txt).
+profile=$(cd "$(dirname "$plugin")/../.." && pwd)/profile/SMTP-over-HTTP
+[ -f "$profile/colorfilters" ] || die "no assembled profile at $profile (run cmake for that build tree)"
 [ -f "$capture" ] || die "capture not found: $capture"
 
 # -- packages -----------------------------------------------------------------
@@ -74,10 +79,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-mkdir -p "$home/.local/lib/wireshark/plugins/4.0/epan" "$home/.config/wireshark/profiles" \
-         "$home/captures" "$home/run"
-cp "$plugin" "$home/.local/lib/wireshark/plugins/4.0/epan/smtp-over-http.so"
-cp -r "$root/profile/SMTP-over-HTTP" "$home/.config/wireshark/profiles/"
+pdir=$(personal_plugin_dir "$home")
+mkdir -p "$pdir" "$home/.config/wireshark/profiles" "$home/captures" "$home/run"
+cp "$plugin" "$pdir/smtp-over-http.so"
+cp -r "$profile" "$home/.config/wireshark/profiles/"
 cap=$home/captures/$(basename "$capture")
 cp "$capture" "$cap"
 chmod -R a+rX "$work"

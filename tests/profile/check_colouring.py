@@ -1,17 +1,19 @@
 #!/usr/bin/env python3
 """Check the SMTP-over-HTTP configuration profile against every capture.
 
-The profile from the repository (profile/SMTP-over-HTTP/) is copied into the
-temporary tshark home's ~/.config/wireshark/profiles/ next to the freshly
-built plugin (see tests/captures/tshark_env.py for why tshark runs as uid
-65534 when we are root). Checks:
+The profile as the build assembled it (build/profile/SMTP-over-HTTP/: see
+profile/CMakeLists.txt) is copied into the temporary tshark home's
+~/.config/wireshark/profiles/ next to the freshly built plugin (see
+tests/captures/tshark_env.py for why tshark runs as uid 65534 when we are
+root). Checks:
 
 1. files: the profile's colorfilters starts with exactly the importable rules
    (profile/smtp-over-http.colorfilters) and its remaining rules are exactly
-   the installed Wireshark's default rules, in order;
+   the default rules of the Wireshark that runs the test, in order;
 2. load: `tshark -C SMTP-over-HTTP` reads the profile (colorfilters and
    preferences) without printing anything on stderr, and the profile's "Leg"
-   column shows smtp-over-http.leg;
+   column shows smtp-over-http.leg (read from `-T tabs` output: 4.4 and
+   later offer no -e field for a custom column, 4.0 names it _ws.col.Leg);
 3. colouring, on every captures/*.pcap, with
    `tshark -2 --color -C SMTP-over-HTTP -T fields -e frame.number
    -e smtp-over-http.leg -e frame.coloring_rule.name` (tshark evaluates the
@@ -58,11 +60,11 @@ def global_config_dir(env):
     raise tshark_env.TsharkError("tshark -G folders lists no global configuration folder")
 
 
-def check_files(profile_root, stock_file):
+def check_files(rules_file, profile_dir, stock_file):
     errors = []
-    with open(os.path.join(profile_root, "smtp-over-http.colorfilters")) as f:
+    with open(rules_file) as f:
         importable = f.read()
-    with open(os.path.join(profile_root, PROFILE, "colorfilters")) as f:
+    with open(os.path.join(profile_dir, "colorfilters")) as f:
         profile = f.read()
     with open(stock_file) as f:
         stock = rule_lines(f.read())
@@ -78,6 +80,15 @@ def check_files(profile_root, stock_file):
     print("files: %d rules of ours, then %d stock rules from %s: %s"
           % (len(ours), len(rest), stock_file, "ok" if not errors else "FAIL"))
     return errors
+
+
+def leg_column(line):
+    """The Leg column of a `-T tabs` summary line in the profile's layout
+    (No., Time, Source, Destination, Protocol, Length, Leg, Info); tshark puts
+    an arrow column between Source and Destination."""
+    cols = [c.strip() for c in line.split("\t")]
+    cols = [c for i, c in enumerate(cols) if not (i == 3 and c == "\u2192")]
+    return cols[6] if len(cols) > 6 else None
 
 
 def coloring(env, pcap, profile):
@@ -97,7 +108,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--plugin", required=True)
     ap.add_argument("--captures", required=True)
-    ap.add_argument("--profile", required=True, help="the repository's profile/ directory")
+    ap.add_argument("--rules", required=True, help="profile/smtp-over-http.colorfilters")
+    ap.add_argument("--profile", required=True,
+                    help="the assembled profile folder (build/profile/SMTP-over-HTTP)")
     a = ap.parse_args()
 
     errors = []
@@ -105,10 +118,11 @@ def main():
         env.verify_plugin()
         pdir = os.path.join(env.home, ".config", "wireshark", "profiles")
         os.makedirs(pdir)
-        shutil.copytree(os.path.join(a.profile, PROFILE), os.path.join(pdir, PROFILE))
+        shutil.copytree(a.profile, os.path.join(pdir, PROFILE))
         env._make_world_readable()
 
-        errors += check_files(a.profile, os.path.join(global_config_dir(env), "colorfilters"))
+        errors += check_files(a.rules, a.profile,
+                              os.path.join(global_config_dir(env), "colorfilters"))
 
         pcaps = sorted(glob.glob(os.path.join(a.captures, "*.pcap")))
         if not pcaps:
@@ -117,9 +131,12 @@ def main():
         # 2. the profile loads silently and its column shows the leg
         if pcaps:
             first = env.stage(pcaps[0])
-            out, err = env.run(["-2", "-C", PROFILE, "-r", first, "-T", "fields",
-                                "-e", "smtp-over-http.leg", "-e", "_ws.col.Leg"])
-            bad = [l for l in out.splitlines() if (l.split("\t") + [""])[0] != (l.split("\t") + [""])[1]]
+            tabs, err = env.run(["-2", "-C", PROFILE, "-r", first, "-T", "tabs"])
+            legs, _ = env.run(["-2", "-r", first, "-T", "fields", "-e", "smtp-over-http.leg"])
+            shown = [leg_column(l) for l in tabs.splitlines()]
+            want = legs.splitlines()
+            bad = [i for i in range(max(len(shown), len(want)))
+                   if i >= len(shown) or i >= len(want) or shown[i] != want[i]]
             ok = not err.strip() and not bad
             print("load: -C %s stderr %s, Leg column %s: %s"
                   % (PROFILE, "empty" if not err.strip() else repr(err.strip()),

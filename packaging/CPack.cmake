@@ -1,7 +1,7 @@
 # Debian package (cpack -G DEB): smtp-over-http_<version>_<arch>.deb with
 #   - the plugin in Wireshark's system plugin folder
 #     (${Wireshark_PLUGIN_INSTALL_DIR}/epan, e.g.
-#     /usr/lib/x86_64-linux-gnu/wireshark/plugins/4.0/epan),
+#     /usr/lib/x86_64-linux-gnu/wireshark/plugins/4.6/epan),
 #   - the SMTP-over-HTTP profile in /usr/share/wireshark/profiles,
 #   - soh-report in /usr/bin.
 #
@@ -11,7 +11,7 @@
 # in a tree configured for packaging:
 #
 #   cmake -S . -B build-pkg -DSOH_BUILD_TESTS=OFF \
-#       -DSOH_PLUGIN_DIR=/usr/lib/x86_64-linux-gnu/wireshark/plugins/4.0/epan \
+#       -DSOH_PLUGIN_DIR=/usr/lib/x86_64-linux-gnu/wireshark/plugins/4.6/epan \
 #       -DSOH_PROFILE_DIR=/usr/share/wireshark/profiles
 #   cmake --build build-pkg -j2
 #   (cd build-pkg && cpack -G DEB)
@@ -35,7 +35,7 @@ endif()
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
     "Wireshark plugin flagging HTTP/SOCKS proxy tunnels that relay SMTP")
 set(CPACK_PACKAGE_DESCRIPTION
-    "A Wireshark 4.0 post-dissector that flags HTTP-proxy tunnels (CONNECT, \
+    "A Wireshark ${SOH_WS_MINOR} post-dissector that flags HTTP-proxy tunnels (CONNECT, \
 absolute-URI relay, SOCKS) abused to relay SMTP, pairs each tunnel with the \
 proxy's own connection to the mail server and extracts the SMTP envelope. \
 Ships the SMTP-over-HTTP configuration profile and the soh-report batch command.")
@@ -48,15 +48,32 @@ set(CPACK_INSTALL_PREFIX "/usr")
 set(CPACK_PACKAGING_INSTALL_PREFIX "/usr")
 
 set(CPACK_DEBIAN_PACKAGE_NAME "smtp-over-http")
+# One package per Wireshark release: the version names the release it was
+# built for (0.1.0+ws4.6), and so does the file name.
+set(CPACK_DEBIAN_PACKAGE_VERSION "${PROJECT_VERSION}+ws${SOH_WS_MINOR}")
 set(CPACK_DEBIAN_FILE_NAME "DEB-DEFAULT")        # <name>_<version>_<arch>.deb
 set(CPACK_DEBIAN_PACKAGE_SECTION "net")
 set(CPACK_DEBIAN_PACKAGE_PRIORITY "optional")
-# The plugin ABI is tied to the Wireshark minor release (4.0).  libwireshark16
-# is the Debian 12 package that ships libwireshark.so.16.
+# The plugin ABI is tied to the Wireshark minor release it was built against.
+# Debian names the library's package after its soname (libwireshark.so.16 in
+# libwireshark16 for 4.0, 18 for 4.4, 19 for 4.6): read the soname off the
+# imported epan target, and bound the package to that minor release.
+get_target_property(soh_epan_configs epan IMPORTED_CONFIGURATIONS)
+set(soh_epan_soname "")
+foreach(cfg IN LISTS soh_epan_configs)
+  get_target_property(soh_epan_soname epan IMPORTED_SONAME_${cfg})
+  if(soh_epan_soname)
+    break()
+  endif()
+endforeach()
+if(NOT soh_epan_soname MATCHES "^libwireshark\\.so\\.([0-9]+)$")
+  message(FATAL_ERROR "cannot tell libwireshark's soname from the epan target (got '${soh_epan_soname}')")
+endif()
+set(SOH_LIBWIRESHARK_PACKAGE "libwireshark${CMAKE_MATCH_1}")
 math(EXPR soh_ws_next_minor "${Wireshark_MINOR_VERSION} + 1")
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
-    "libwireshark16 (>= ${Wireshark_MAJOR_VERSION}.${Wireshark_MINOR_VERSION}), libwireshark16 (<< ${Wireshark_MAJOR_VERSION}.${soh_ws_next_minor}), tshark, python3")
-set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)            # adds libc6, libstdc++6, libwsutil14
+    "${SOH_LIBWIRESHARK_PACKAGE} (>= ${SOH_WS_MINOR}), ${SOH_LIBWIRESHARK_PACKAGE} (<< ${Wireshark_MAJOR_VERSION}.${soh_ws_next_minor}), tshark, python3")
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)            # adds libc6, libstdc++6, libwsutil
 set(CPACK_STRIP_FILES ON)
 
 # Refuse to package a tree whose plugin or profile folder is not the system one.

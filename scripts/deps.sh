@@ -1,5 +1,6 @@
 #!/bin/bash
-# Make sure the Debian 12 packages this project needs are installed.
+# Make sure the Debian packages this project needs are installed (the same
+# names on Debian 12, 13 and unstable).
 # As root: installs what is missing with apt-get.  Otherwise: prints the exact
 # apt-get command to run and fails.  Used by scripts/run.sh, scripts/test.sh
 # and .ci/run; this is the only list of packages.
@@ -7,13 +8,18 @@ set -euo pipefail
 
 PACKAGES=(
     build-essential cmake pkg-config      # C/C++ tool chain
-    libwireshark-dev wireshark-dev        # Wireshark 4.0 headers and CMake package
+    libwireshark-dev wireshark-dev        # Wireshark headers and CMake package
     tshark                                # runs the plugin on captures
     libgtest-dev libgmock-dev googletest  # unit tests
-    clang libclang-rt-14-dev              # sanitizer runtime for the ASan/UBSan build
+    clang libclang-rt-dev                 # libFuzzer and sanitizer runtimes (fuzz/, robustness)
     python3                               # capture test harness
     util-linux                            # setpriv: tests drop root to run tshark
+    file                                  # cpack: dpkg-shlibdeps of the Debian package
 )
+
+# --list: the list, one per line (scripts/wireshark-env.sh builds its
+# chroots with it).
+if [ "${1:-}" = --list ]; then printf '%s\n' "${PACKAGES[@]}"; exit 0; fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -65,7 +65,15 @@ version=$(dpkg-deb -f "$deb" Version)
 arch=$(dpkg-deb -f "$deb" Architecture)
 [ "$(basename "$deb")" = "${pkg}_${version}_${arch}.deb" ] \
     || fail "file name $(basename "$deb") is not ${pkg}_${version}_${arch}.deb"
-dpkg-deb -f "$deb" Depends | grep -q 'libwireshark16 (<< ' || fail "Depends lacks the libwireshark16 bound"
+# Bound to this Wireshark's minor release, through the package that ships
+# the libwireshark it runs (libwireshark16 for 4.0, 18 for 4.4, 19 for 4.6).
+ws_lib=$(dpkg -S "$(readlink -f "$(ldconfig -p | awk '/libwireshark\.so\./ {print $NF; exit}')")" | cut -d: -f1)
+ws_minor=$(tshark --version | sed -n '1s/.* \([0-9]*\)\.\([0-9]*\)\.[0-9]*.*/\1.\2/p')
+depends=$(dpkg-deb -f "$deb" Depends)
+grep -q "$ws_lib (>= $ws_minor)" <<<"$depends" && grep -q "$ws_lib (<< " <<<"$depends" \
+    || fail "Depends ($depends) lacks the bounds on $ws_lib for Wireshark $ws_minor"
+case "$version" in *"+ws$ws_minor") ;; *) fail "version $version does not name Wireshark $ws_minor" ;; esac
+echo "package-test: for Wireshark $ws_minor, depends on $ws_lib; $(du -k "$deb" | cut -f1) KiB"
 contents=$(dpkg-deb -c "$deb" | awk '{print $NF}' | sed 's|^\./|/|')
 if grep -Eq '^/(root|home)(/|$)' <<<"$contents"; then
     fail "the package holds files under a home folder: $(grep -E '^/(root|home)' <<<"$contents" | head -3)"
@@ -107,15 +115,19 @@ DEBIAN_FRONTEND=noninteractive timeout 1800 apt-get install -y "$deb"
 dpkg-query -W -f='${Status}\n' "$pkg" | grep -q 'install ok installed' || fail "$pkg not installed"
 listed=$(dpkg -L "$pkg")
 for f in /usr/bin/soh-report "$plugin_dir/$pkg.so" \
-         $(cd profile && find SMTP-over-HTTP -type f | sed "s|^|$profile_dir/|"); do
+         "$profile_dir/SMTP-over-HTTP/colorfilters" "$profile_dir/SMTP-over-HTTP/preferences"; do
     grep -qx "$f" <<<"$listed" || fail "dpkg -L $pkg lacks $f"
     [ -e "$f" ] || fail "$f listed but missing"
 done
 echo "package-test: dpkg -L lists the plugin, the profile and soh-report"
 
-# Root reads the system plugin folder, where the package put the plugin.
-tshark -G plugins 2>/dev/null | awk -F'\t' '{print $NF}' | grep -qx "$plugin_dir/$pkg.so" \
-    || fail "tshark does not load $plugin_dir/$pkg.so"
+# Root reads the system plugin folder, where the package put the plugin; it
+# is listed as a dissector (4.0 tells the type from what it registers, 4.2
+# and later from plugin_describe).
+ptype=$(tshark -G plugins 2>/dev/null | awk -F'\t' -v f="$plugin_dir/$pkg.so" '$NF == f {gsub(/ /, "", $3); print $3}')
+[ -n "$ptype" ] || fail "tshark does not load $plugin_dir/$pkg.so"
+[ "$ptype" = dissector ] || fail "tshark -G plugins calls the plugin '$ptype', not dissector"
+echo "package-test: tshark -G plugins: $pkg.so, dissector"
 
 set +e
 out=$(/usr/bin/soh-report --no-progress -o json "$capture")
@@ -126,6 +138,15 @@ n=$(python3 -c 'import json,sys; print(len(json.load(sys.stdin)["incidents"]))' 
 [ "$n" = 1 ] || fail "installed soh-report found $n incidents in $capture, expected 1"
 echo "package-test: installed soh-report: 1 incident in $(basename "$capture"), exit code 1"
 /usr/bin/soh-report --version
+
+# The installed profile colours the tunnel (a throw-away HOME: tshark copies
+# a global profile into the user's folder on first use).
+phome=$(mktemp -d)
+rules=$(HOME=$phome timeout 300 tshark -2 --color -C SMTP-over-HTTP -r "$capture" \
+        -Y 'smtp-over-http.leg == "tunnel"' -T fields -e frame.coloring_rule.name 2>/dev/null | sort -u)
+rm -rf "$phome"
+[ "$rules" = "SMTP-over-HTTP tunnel" ] || fail "the installed profile colours tunnel frames as '$rules'"
+echo "package-test: the installed SMTP-over-HTTP profile colours the tunnel frames"
 
 # -- remove ---------------------------------------------------------------
 DEBIAN_FRONTEND=noninteractive timeout 600 apt-get remove -y "$pkg"

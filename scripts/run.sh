@@ -1,6 +1,6 @@
 #!/bin/bash
 # Main job: build the plugin, install it for Wireshark and tshark (system
-# plugin directory as root, ~/.local/lib/wireshark/plugins/4.0/epan
+# plugin directory as root, ~/.local/lib/wireshark/plugins/<release>/epan
 # otherwise), then analyse a capture and print what it found.
 #   scripts/run.sh [CAPTURE]     (default: captures/connect_ip_tinyproxy.pcap)
 # Installs missing packages first when run as root.

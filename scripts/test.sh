@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 scripts/deps.sh
+echo "test.sh: $(tshark --version 2>/dev/null | head -1)"
 jobs=$(nproc 2>/dev/null || echo 2)
 rc=0
 
@@ -17,9 +18,9 @@ timeout 3600 cmake --build build -j"$jobs"
 # one. If scripts/run.sh installed one as root, keep it aside while the tests
 # run and put it back afterwards; a packaged copy must be removed first.
 sys_dir=$(tshark -G folders 2>/dev/null | awk -F'\t' '/^Global Plugins:/ {print $2}')
-sys_plugin=${sys_dir:-/usr/lib/x86_64-linux-gnu/wireshark/plugins/4.0}/epan/smtp-over-http.so
+sys_plugin=$sys_dir/epan/smtp-over-http.so
 aside=""
-if [ -f "$sys_plugin" ]; then
+if [ -n "$sys_dir" ] && [ -f "$sys_plugin" ]; then
     if dpkg -S "$sys_plugin" >/dev/null 2>&1; then
         echo "test.sh: the smtp-over-http package is installed; remove it (apt-get remove smtp-over-http) before testing" >&2
         exit 1

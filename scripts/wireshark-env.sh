@@ -58,7 +58,7 @@ if [ "$action" = remove ]; then rm -rf --one-file-system "$root"; echo "removed 
 
 # The chroot holds the project's own package list, plus what bench/ uses.
 mapfile -t packages < <("$top/scripts/deps.sh" --list)
-packages+=(valgrind hyperfine time)
+packages+=(valgrind hyperfine time git)
 
 mirror=${SOH_DEBIAN_MIRROR:-$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)}
 [ -n "$mirror" ] || mirror=$(awk '$1 == "deb" && $2 !~ /^\[/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)

@@ -53,11 +53,12 @@ extern int ett_soh;
 extern int ett_envelope;
 extern Correlator* engine;    // one per capture file, between init and cleanup
 extern StreamCache* streams;  // likewise
+extern bool file_enabled;     // both exist and the protocol is enabled (init_file)
 
 // Whether anything refers to a field of our subtree (register.cpp).
 bool subtree_referenced();
 
-// observe(tvb, pinfo), which feeds the engine, is in observe.h.
+// What feeds the engine is in observe.h.
 // Adds our subtree, expert items and Info tag for this frame, from its note
 // (null: the frame has none, but may carry the notes-overflow item).
 void render(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, const FrameNote* n);

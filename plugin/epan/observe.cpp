@@ -1,79 +1,74 @@
-// Turns a frame into an engine observation. The frame's own bytes are parsed
-// by the core (frame_parse.h) instead of reading other protocols' fields:
-// wanting fields would make tshark build a protocol tree for every frame of
-// every capture. Only tcp.stream comes from Wireshark, through the TCP
-// conversation the TCP dissector already set up, so our stream numbers are
-// exactly tcp.stream. Never throws into epan: engine exceptions (allocation
-// failure) are caught here.
+// Feeds the engine with every TCP segment and every DNS answer Wireshark
+// decodes, whatever carries them: Ethernet, Wi-Fi, PPP, VXLAN, Geneve,
+// GRE, ERSPAN, MPLS, PPPoE, GTP-U, IP in IP, reassembled IP fragments, and
+// any other layer Wireshark knows.
 //
-// observe runs on every frame, where its cost is mostly instruction-cache
-// misses: by the next frame, Wireshark's own code has evicted ours. So the
-// common case (an Ethernet/IPv4/TCP frame of a connection already known to
-// be of no interest) is a header parse, a cache probe and one table read,
-// in a function of its own with nothing else in between; everything past
-// it is out of line and cold, in another section.
+// How: every IPv4 and IPv6 packet reaches its transport through one
+// dissector table, "ip.proto". While a file is dissected with the protocol
+// enabled, its entries for TCP and UDP are thin handles of ours that look
+// at the segment, then hand it on to the handle that was there at handoff,
+// after every built-in dissector's (TCP's and UDP's own, or whatever
+// another plugin put there); with the protocol disabled, the table is as
+// stock Wireshark has it. Our handles carry no protocol, so Wireshark adds
+// no layer for them: every other dissector sees exactly what it saw before
+// (the noninterference test). The inner addresses are pinfo's, set by the IP layer just before;
+// the stream is tcp.stream, as TCP numbered it. Error packets (ICMP quoting
+// a TCP header) are passed straight on: they are not segments of the
+// connection.
+//
+// Only the first pass observes (Wireshark's second pass and GUI
+// redissection only render, see register.cpp). Nothing here throws into
+// epan: engine exceptions (allocation failure) are caught.
+//
+// Cost: this runs on every TCP segment of every capture, so the common case
+// (a segment of a connection already known to be of no interest) is a
+// header read, a cache probe and one table read, before TCP is called.
 #include <epan/address.h>
 #include <epan/conversation.h>
 #include <epan/dissectors/packet-tcp.h>
+#include <epan/exceptions.h>
 #include <epan/tvbuff-int.h>
-#include <wiretap/wtap.h>
 
 #include "dns_parse.h"
-#include "frame_parse.h"
 #include "glue.h"
 #include "observe.h"
+#include "segment_parse.h"
 
 namespace soh::glue {
 namespace {
 
-// tcp.stream of a segment whose 4-tuple the cache could not answer for,
-// from the conversation TCP keeps for it. A SYN may open a new stream on a
-// reused 4-tuple: it asks again, and so does a SYN-ACK unless that SYN was
-// seen.
-bool conversation_stream(packet_info* pinfo, const Packet& p, const StreamCache::Key& key, StreamId* out) {
-    const address_type type = p.family == 4 ? AT_IPv4 : AT_IPv6;
-    const int len = p.family == 4 ? 4 : 16;
-    address src, dst;
-    set_address(&src, type, len, p.src_ip);
-    set_address(&dst, type, len, p.dst_ip);
-    conversation_t* conv = find_conversation(pinfo->num, &src, &dst, CONVERSATION_TCP, p.sport, p.dport, 0);
-    if (!conv) return false;
-    auto* tcpd = static_cast<const tcp_analysis*>(conversation_get_proto_data(conv, wanted.proto_tcp));
-    if (!tcpd) return false;
-    *out = tcpd->stream;
-    streams->put(key, tcpd->stream, (p.flags & kSyn) && !(p.flags & kAck));
-    return true;
-}
+dissector_handle_t next_tcp = nullptr;  // what "ip.proto" held for TCP and UDP before us
+dissector_handle_t next_udp = nullptr;
 
-LinkType other_link_type(int encap) {
-    switch (encap) {
-        case WTAP_ENCAP_ETHERNET: return LinkType::Ethernet;
-        case WTAP_ENCAP_SLL: return LinkType::LinuxSll;
-        case WTAP_ENCAP_SLL2: return LinkType::LinuxSll2;
-        case WTAP_ENCAP_RAW_IP:
-        case WTAP_ENCAP_RAW_IP4:
-        case WTAP_ENCAP_RAW_IP6: return LinkType::RawIp;
-        case WTAP_ENCAP_NULL: return LinkType::Null;
-        case WTAP_ENCAP_LOOP: return LinkType::Loop;
-        default: return LinkType::Unsupported;
-    }
-}
-
-inline LinkType link_type(const packet_info* pinfo) {
-    if (!pinfo->rec || pinfo->rec->rec_type != REC_TYPE_PACKET) return LinkType::Unsupported;
-    const int encap = pinfo->rec->rec_header.packet_header.pkt_encap;
-    if (__builtin_expect(encap == WTAP_ENCAP_ETHERNET, 1)) return LinkType::Ethernet;
-    return other_link_type(encap);
-}
-
-// The frame's captured bytes. The post-dissector is handed the frame's own
-// tvb, whose bytes are in memory: read where they are (tvbuff-int.h) rather
-// than through two calls into libwireshark on every frame. A tvb built
-// lazily has no real_data yet, and gets the call.
-inline const std::uint8_t* frame_bytes(tvbuff_t* tvb, std::size_t* len) {
-    *len = tvb->length;
+// A segment's bytes. The tvb IP hands on is a subset of the frame's (or of a
+// reassembled datagram's) whose bytes are in memory: read where they are
+// (tvbuff-int.h) rather than through a call into libwireshark per segment.
+inline const std::uint8_t* bytes_of(tvbuff_t* tvb, std::size_t* captured, std::size_t* reported) {
+    *captured = tvb->length;
+    *reported = tvb->reported_length;
     if (__builtin_expect(tvb->real_data != nullptr, 1)) return tvb->real_data;
     return tvb_get_ptr(tvb, 0, static_cast<gint>(tvb->length));
+}
+
+// The IP addresses of the segment, as the IP layer set them; family 0 when
+// they are not IP (a dissector calling "ip.proto" from elsewhere).
+struct Addrs {
+    std::uint8_t family;
+    const std::uint8_t* src;
+    const std::uint8_t* dst;
+};
+inline Addrs addrs_of(const packet_info* pinfo) {
+    const address& s = pinfo->src;
+    const address& d = pinfo->dst;
+    if (s.type == AT_IPv4 && d.type == AT_IPv4 && s.len == 4 && d.len == 4)
+        return {4, static_cast<const std::uint8_t*>(s.data), static_cast<const std::uint8_t*>(d.data)};
+    if (s.type == AT_IPv6 && d.type == AT_IPv6 && s.len == 16 && d.len == 16)
+        return {6, static_cast<const std::uint8_t*>(s.data), static_cast<const std::uint8_t*>(d.data)};
+    return {0, nullptr, nullptr};
+}
+
+inline bool first_look(const packet_info* pinfo) {
+    return file_enabled && !PINFO_FD_VISITED(pinfo) && !pinfo->flags.in_error_pkt;
 }
 
 // Whether a cache entry (StreamCache::lookup) gives this segment's stream: a
@@ -84,80 +79,137 @@ inline bool trusted(std::uint32_t entry, std::uint16_t flags) {
            (__builtin_expect(!(flags & kSyn), 1) || ((flags & kAck) && (entry & StreamCache::kAtSyn)));
 }
 
-// A segment the engine's fast path needs to see no more of, given its cache entry.
-inline bool dismissed(packet_info* pinfo, std::uint32_t entry, std::size_t len, std::uint16_t flags) {
-    return trusted(entry, flags) && engine->fast_path(entry & ~StreamCache::kAtSyn, len, flags, pinfo->num);
+// tcp.stream of the segment from the conversation TCP keeps for it, and
+// remembered in the cache.
+bool conversation_stream(packet_info* pinfo, const Addrs& a, const TcpHeader& h, const StreamCache::Key& key,
+                         StreamId* out) {
+    const address_type type = a.family == 4 ? AT_IPv4 : AT_IPv6;
+    const int len = a.family == 4 ? 4 : 16;
+    address src, dst;
+    set_address(&src, type, len, a.src);
+    set_address(&dst, type, len, a.dst);
+    conversation_t* conv = find_conversation(pinfo->num, &src, &dst, CONVERSATION_TCP, h.sport, h.dport, 0);
+    if (!conv) return false;
+    auto* tcpd = static_cast<const tcp_analysis*>(conversation_get_proto_data(conv, wanted.proto_tcp));
+    if (!tcpd) return false;
+    *out = tcpd->stream;
+    streams->put(key, tcpd->stream, (h.flags & kSyn) && !(h.flags & kAck));
+    return true;
 }
 
-// A TCP segment the engine's fast path did not dismiss, with its cache
-// entry: when the entry was trusted, the fast path has seen it already.
-[[gnu::cold, gnu::noinline]] void observe_tcp(packet_info* pinfo, const Packet& p, const StreamCache::Key& key,
-                                              std::uint32_t entry) {
+// A segment of a known stream that the fast path did not dismiss.
+[[gnu::cold, gnu::noinline]] void observe_segment(packet_info* pinfo, const Addrs& a, const TcpHeader& h,
+                                                  StreamId stream) {
     try {
         Segment s;
-        if (trusted(entry, p.flags)) {
-            s.stream = entry & ~StreamCache::kAtSyn;
-        } else if (!conversation_stream(pinfo, p, key, &s.stream) ||
-                   engine->fast_path(s.stream, p.len, p.flags, pinfo->num)) {
-            return;
-        }
-        s.src = Endpoint{p.src(), p.sport};
-        s.dst = Endpoint{p.dst(), p.dport};
+        s.stream = stream;
+        s.src = Endpoint{a.family == 4 ? Addr::v4(a.src) : Addr::v6(a.src), h.sport};
+        s.dst = Endpoint{a.family == 4 ? Addr::v4(a.dst) : Addr::v6(a.dst), h.dport};
         s.frame = pinfo->num;
         s.time = static_cast<double>(pinfo->abs_ts.secs) + pinfo->abs_ts.nsecs / 1e9;
-        s.seq = p.seq;
-        s.flags = p.flags;
-        s.data = p.len ? p.payload : nullptr;
-        s.len = p.len;
+        s.seq = h.seq;
+        s.flags = h.flags;
+        s.data = h.len ? h.payload : nullptr;
+        s.len = h.len;
         engine->on_segment(s);
     } catch (...) {
-        // Out of memory inside the engine: skip this frame rather than abort.
+        // Out of memory inside the engine: skip this segment rather than abort.
     }
 }
 
-// A common frame the fast path did not dismiss: parsed again here, so that
-// observe keeps its values in registers rather than in memory for this call.
-[[gnu::cold, gnu::noinline]] void observe_common(packet_info* pinfo, const std::uint8_t* bytes, std::size_t caplen,
-                                                 std::uint32_t entry) {
-    CommonTcp c;
-    if (!parse_common_tcp(bytes, caplen, c)) return;  // observe accepted it a moment ago
-    const Packet p = c.packet();
-    observe_tcp(pinfo, p, StreamCache::key4(p.src_ip, p.sport, p.dst_ip, p.dport), entry);
+// A segment whose stream the cache could not give (a new 4-tuple, or a SYN
+// that may open a new stream on an old one): TCP numbers it first. Observed
+// also when TCP or a dissector above it throws (a malformed payload must not
+// hide a segment from us), after which the exception goes on.
+[[gnu::cold, gnu::noinline]] int tcp_first(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, void* data,
+                                          const Addrs& a, const TcpHeader& h, const StreamCache::Key& key) {
+    volatile int ret = 0;
+    TRY {
+        ret = call_dissector_only(next_tcp, tvb, pinfo, tree, data);
+    }
+    FINALLY {
+        StreamId stream;
+        if (conversation_stream(pinfo, a, h, key, &stream) && !engine->fast_path(stream, h.len, h.flags, pinfo->num))
+            observe_segment(pinfo, a, h, stream);
+    }
+    ENDTRY;
+    return ret;
 }
 
-// Any other frame: other link, network or transport.
-[[gnu::cold, gnu::noinline]] void observe_other(packet_info* pinfo, LinkType link, const std::uint8_t* bytes,
-                                                std::size_t caplen) {
-    Packet p;
-    if (!parse_frame_general(link, bytes, caplen, p)) return;
-    if (p.proto == 6) {
-        const StreamCache::Key key = StreamCache::key(p.family, p.src_ip, p.sport, p.dst_ip, p.dport);
-        const std::uint32_t entry = streams->lookup(key);
-        if (!dismissed(pinfo, entry, p.len, p.flags)) observe_tcp(pinfo, p, key, entry);
-    } else if (p.sport == 53) {
-        try {
-            if (auto dns = parse_dns_response(p.payload, p.len)) engine->on_dns(dns->name, dns->addrs);
-        } catch (...) {
+// "ip.proto" 6.
+[[gnu::hot]] int tcp_shim(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, void* data) {
+    if (__builtin_expect(first_look(pinfo), 1)) {
+        const Addrs a = addrs_of(pinfo);
+        std::size_t captured, reported;
+        const std::uint8_t* d = bytes_of(tvb, &captured, &reported);
+        TcpHeader h;
+        if (a.family && parse_tcp(d, captured, reported, h)) {
+            const StreamCache::Key key = StreamCache::key(a.family, a.src, h.sport, a.dst, h.dport);
+            const std::uint32_t entry = streams->lookup(key);
+            if (__builtin_expect(!trusted(entry, h.flags), 0)) return tcp_first(tvb, pinfo, tree, data, a, h, key);
+            const StreamId stream = entry & ~StreamCache::kAtSyn;
+            if (__builtin_expect(!engine->fast_path(stream, h.len, h.flags, pinfo->num), 0))
+                observe_segment(pinfo, a, h, stream);
         }
     }
+    return call_dissector_only(next_tcp, tvb, pinfo, tree, data);
+}
+
+// "ip.proto" 17: DNS answers, for host-name targets (RFC 1035 §4.2.1: from
+// port 53).
+int udp_shim(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, void* data) {
+    if (first_look(pinfo)) {
+        std::size_t captured, reported;
+        const std::uint8_t* d = bytes_of(tvb, &captured, &reported);
+        UdpHeader u;
+        if (parse_udp(d, captured, reported, u) && u.sport == 53) {
+            try {
+                if (auto dns = parse_dns_response(u.payload, u.len)) engine->on_dns(dns->name, dns->addrs);
+            } catch (...) {
+            }
+        }
+    }
+    return call_dissector_only(next_udp, tvb, pinfo, tree, data);
+}
+
+struct Shim {
+    guint32 proto;
+    dissector_handle_t handle;  // ours
+    dissector_handle_t* next;   // what it hands on to
+};
+Shim shims[2];
+
+// In front of `next` or not, as asked; an entry that holds neither (a
+// Decode As choice of the user's) is left alone.
+void place(const Shim& s, bool in_front) {
+    dissector_table_t table = find_dissector_table("ip.proto");
+    if (!table || !s.handle || !*s.next) return;
+    const dissector_handle_t current = dissector_get_uint_handle(table, s.proto);
+    // dissector_add_uint sets the entry and what Decode As resets it to, so
+    // that Decode As shows no change of the user's.
+    if (in_front && current == *s.next) dissector_add_uint("ip.proto", s.proto, s.handle);
+    if (!in_front && current == s.handle) dissector_add_uint("ip.proto", s.proto, *s.next);
 }
 
 }  // namespace
 
-[[gnu::hot]] void observe(tvbuff_t* tvb, packet_info* pinfo) {
-    // Cheap pre-filter: only frames some transport dissector called TCP or UDP.
-    if (pinfo->ptype != PT_TCP && pinfo->ptype != PT_UDP) return;
-    const LinkType link = link_type(pinfo);
-    if (link == LinkType::Unsupported) return;
-    std::size_t caplen;
-    const std::uint8_t* bytes = frame_bytes(tvb, &caplen);
-    CommonTcp c;
-    if (__builtin_expect(link == LinkType::Ethernet && parse_common_tcp(bytes, caplen, c), 1)) {
-        const std::uint32_t entry = streams->lookup(StreamCache::key4(c.ip + 12, c.sport, c.ip + 16, c.dport));
-        if (__builtin_expect(!dismissed(pinfo, entry, c.len, c.flags), 0)) observe_common(pinfo, bytes, caplen, entry);
-        return;
-    }
-    observe_other(pinfo, link, bytes, caplen);
+void register_shims() {
+    dissector_table_t table = find_dissector_table("ip.proto");
+    if (!table) return;
+    next_tcp = dissector_get_uint_handle(table, 6);
+    next_udp = dissector_get_uint_handle(table, 17);
+    // No protocol (-1): Wireshark pushes no layer for them, so they appear
+    // in no "Protocols in frame" and cost no per-segment layer bookkeeping.
+    shims[0] = {6, create_dissector_handle_with_name_and_description(tcp_shim, -1, "smtp-over-http.tcp",
+                                                                     "TCP (seen by SMTP-over-HTTP)"),
+                &next_tcp};
+    shims[1] = {17, create_dissector_handle_with_name_and_description(udp_shim, -1, "smtp-over-http.udp",
+                                                                      "UDP (seen by SMTP-over-HTTP)"),
+                &next_udp};
+}
+
+void use_shims(bool on) {
+    for (const Shim& s : shims) place(s, on);
 }
 
 }  // namespace soh::glue

@@ -1,11 +1,13 @@
-// Feeds the engine with what a frame shows (observe.cpp).
+// Feeds the engine with the TCP segments and DNS answers Wireshark decodes
+// (observe.cpp).
 #pragma once
-
-#include <epan/packet.h>
 
 namespace soh::glue {
 
-// First pass only. Runs on every frame of every capture.
-void observe(tvbuff_t* tvb, packet_info* pinfo);
+// At handoff: makes the handles that go in front of TCP and UDP in
+// "ip.proto", and remembers what they hand on to.
+void register_shims();
+// Per file (init and cleanup): puts them there, or takes them away.
+void use_shims(bool on);
 
 }  // namespace soh::glue

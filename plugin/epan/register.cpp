@@ -2,9 +2,10 @@
 // preferences, the post-dissector and its per-file init/cleanup.
 //
 // Two-pass model (see correlator.h): the engine is fed on the first pass only
-// (!PINFO_FD_VISITED), from the frame's own bytes, so it asks Wireshark for
-// no fields and tshark builds no protocol tree on our account; every pass
-// then renders the frame from the engine's state.
+// (!PINFO_FD_VISITED), with the TCP segments and DNS answers Wireshark's IP
+// layer hands on (observe.cpp), so it asks Wireshark for no fields and
+// tshark builds no protocol tree on our account; the post-dissector then
+// renders each frame from the engine's state, on every pass.
 #include <epan/prefs.h>
 #include <epan/range.h>
 #include <epan/tap.h>
@@ -27,6 +28,7 @@ int ett_soh = -1;
 int ett_envelope = -1;
 Correlator* engine = nullptr;
 StreamCache* streams = nullptr;
+bool file_enabled = false;
 
 namespace {
 
@@ -36,7 +38,6 @@ range_t* pref_mail_ports = nullptr;
 guint pref_window_s = 30;
 guint pref_slack_ms = 50;
 PrefBool pref_content = true;
-bool enabled = false;  // for this file: see init_file
 const hf_register_info* subtree_fields = nullptr;  // every field but the protocol's own
 std::size_t subtree_field_count = 0;
 
@@ -64,11 +65,13 @@ void init_file() {
     // "enabled" check Wireshark would make per frame is made here, once:
     // enabling or disabling a protocol makes Wireshark redissect, which
     // starts with the init routines (epan_new → init_dissection).
-    enabled = engine && streams && proto_is_protocol_enabled(protocol);
+    file_enabled = engine && streams && proto_is_protocol_enabled(protocol);
+    use_shims(file_enabled);
 }
 
 void cleanup_file() {
-    enabled = false;
+    file_enabled = false;
+    use_shims(false);
     delete engine;
     engine = nullptr;
     delete streams;
@@ -106,11 +109,11 @@ inline void drop_empty_field_index(proto_tree* tree) {
     return 0;
 }
 
-// Runs on every frame: the common case (the first pass, past the newest
-// note) is a few lines of code in .text.hot, next to observe.
+// Runs on every frame, after every other dissector (and so after the
+// frame's segments were observed): the common case (the first pass, past
+// the newest note) is a few lines of code in .text.hot.
 [[gnu::hot]] int dissect(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, void*) {
-    if (!enabled) return 0;
-    if (!PINFO_FD_VISITED(pinfo)) observe(tvb, pinfo);
+    if (!file_enabled) return 0;
     if (__builtin_expect(!engine->past_notes(pinfo->num) || pinfo->num == engine->notes_overflow_frame(), 0))
         return dissect_noted(tvb, pinfo, tree);
     if (tree) drop_empty_field_index(tree);
@@ -252,6 +255,7 @@ extern "C" void soh_register_protocol(void) {
 
 extern "C" void soh_register_handoff(void) {
     register_postdissector(handle);
+    register_shims();
 }
 
 extern "C" void soh_register_stats(void) {

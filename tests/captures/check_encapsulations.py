@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""The same traffic, however it reached the capture, gives the same
+smtp-over-http output.
+
+The plugin sees every TCP segment Wireshark's IP layer hands on, whatever
+carried it (plugin/epan/observe.cpp). For lab captures covering a CONNECT
+tunnel with its relay, a host-name target resolved by DNS, forty concurrent
+tunnels, SOCKS5, an absolute-URI relay and IPv6, encapsulate.py writes every
+variant it knows (link layers, overlays, GRE and ERSPAN, MPLS, PPPoE, PPP,
+802.11, IP in IP, GTP-U, IPv4 and IPv6 fragments, a pcapng with two link
+types), and this compares, frame by frame, `-T fields` of tcp.stream and
+the contract fields with the plain Ethernet capture's, in one pass and in
+two. A frame of the plain capture is compared with the frame of the variant
+that completes its IP packet (the last fragment), and frame numbers in
+field values (connect_in, relay_in) are mapped the same way.
+
+Prints one line per variant (frames compared, frames marked, legs by kind,
+pairing and envelope as the two-pass output states them) and fails on any
+difference, or when the plain capture shows no smtp-over-http at all. The
+variants are derived test inputs, made here; they are not committed.
+
+Standard library only.
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+
+sys.dont_write_bytecode = True  # keep the source tree clean
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from encapsulate import VARIANTS, encapsulate  # noqa: E402
+from tshark_env import CONTRACT_FIELDS, TsharkEnv, TsharkError  # noqa: E402
+
+CAPTURES = ["connect_ip_tinyproxy.pcap", "connect_hostname.pcap", "concurrent_pairing.pcap",
+            "socks5.pcap", "post_relay.pcap", "ipv6.pcap"]
+FRAME_FIELDS = {"smtp-over-http.connect_in", "smtp-over-http.relay_in"}
+PASSES = {"two passes": ["-2"], "one pass": []}
+
+
+def fields_output(env, path, fields, passes):
+    args = ["-n", "-r", env.stage(path)] + passes + ["-T", "fields", "-E", "occurrence=a",
+                                                     "-E", "aggregator=,"]
+    for f in ["frame.number", "tcp.stream"] + fields:
+        args += ["-e", f]
+    out, _ = env.run(args)
+    rows = {}
+    for line in out.splitlines():
+        cols = line.split("\t")
+        rows[int(cols[0])] = cols[1:]
+    return rows
+
+
+def mapped(rows, where, fields):
+    """The variant's rows at the frames that complete the plain capture's
+    packets, in the plain capture's numbering."""
+    back = {v: i + 1 for i, v in enumerate(where)}
+    frame_cols = [i + 1 for i, f in enumerate(fields) if f in FRAME_FIELDS]
+    out = []
+    for v in where:
+        cols = list(rows.get(v, []))
+        for c in frame_cols:
+            if c < len(cols) and cols[c]:
+                cols[c] = ",".join(str(back.get(int(x), "?%s" % x)) for x in cols[c].split(","))
+        out.append(cols)
+    return out
+
+
+def summary(rows, fields):
+    """Frames marked, legs by kind, tunnels paired uniquely, messages."""
+    idx = {f: i + 1 for i, f in enumerate(fields)}
+    marked = [r for r in rows if len(r) > idx["smtp-over-http.leg"] and r[idx["smtp-over-http.leg"]]]
+    legs = {}
+    for r in marked:
+        legs[r[idx["smtp-over-http.leg"]]] = legs.get(r[idx["smtp-over-http.leg"]], 0) + 1
+    tunnels = {r[0]: r for r in marked if r[idx["smtp-over-http.leg"]] == "tunnel"}
+    unique = sum(1 for r in tunnels.values() if r[idx["smtp-over-http.pairing"]] == "unique")
+    messages = sum(int(r[idx["smtp-over-http.smtp.messages"]] or 0) for r in tunnels.values())
+    return len(marked), legs, len(tunnels), unique, messages
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--plugin", required=True)
+    ap.add_argument("--captures", required=True)
+    ap.add_argument("--variant", action="append", help="only these variants (default: all)")
+    args = ap.parse_args()
+    variants = args.variant or list(VARIANTS)
+    if "ethernet" not in variants:
+        variants.insert(0, "ethernet")
+
+    failures = []
+    per_variant = {v: [0, 0, 0] for v in variants}  # frames compared, marked, captures identical
+    with TsharkEnv(args.plugin) as env, tempfile.TemporaryDirectory(prefix="soh-encap-") as tmp:
+        os.chmod(tmp, 0o755)
+        fields = [f for f in CONTRACT_FIELDS if f in env.verify_plugin()]
+        for name in CAPTURES:
+            outdir = os.path.join(tmp, name.rsplit(".", 1)[0])
+            os.makedirs(outdir)
+            made = encapsulate(os.path.join(args.captures, name), outdir, variants)
+            for path, _ in made.values():
+                os.chmod(path, 0o644)
+            for label, passes in PASSES.items():
+                ref_path, ref_where = made["ethernet"]
+                reference = mapped(fields_output(env, ref_path, fields, passes), ref_where, fields)
+                marked, legs, tunnels, unique, messages = summary(reference, fields)
+                if marked == 0:
+                    failures.append("%s (%s): no smtp-over-http frame on plain Ethernet" % (name, label))
+                    continue
+                if passes:
+                    print("%s: %d frames, %d marked %s, %d tunnels (%d paired uniquely), %d messages"
+                          % (name, len(reference), marked,
+                             "/".join("%s %d" % kv for kv in sorted(legs.items())), tunnels, unique, messages))
+                for variant in variants:
+                    if variant == "ethernet":
+                        continue
+                    path, where = made[variant]
+                    got = mapped(fields_output(env, path, fields, passes), where, fields)
+                    diff = [(i + 1, a, b) for i, (a, b) in enumerate(zip(reference, got)) if a != b]
+                    if passes:
+                        per_variant[variant][0] += len(got)
+                        per_variant[variant][1] += summary(got, fields)[0]
+                    if diff or len(got) != len(reference):
+                        n, a, b = diff[0] if diff else (0, "", "")
+                        failures.append("%s as %s (%s): %d of %d frames differ; first, frame %d:\n"
+                                        "    ethernet: %s\n    %s: %s"
+                                        % (name, variant, label, len(diff), len(reference), n,
+                                           "\t".join(a), variant, "\t".join(b)))
+                    elif passes:
+                        per_variant[variant][2] += 1
+    print("%-16s %9s %8s  %s" % ("variant", "frames", "marked", "same as plain Ethernet (one pass and two)"))
+    for variant in variants:
+        if variant == "ethernet":
+            continue
+        frames, marked, same = per_variant[variant]
+        print("%-16s %9d %8d  %d of %d captures" % (variant, frames, marked, same, len(CAPTURES)))
+    if failures:
+        print("\n".join("FAIL " + f for f in failures), file=sys.stderr)
+        return 1
+    print("encapsulations: %d variants of %d captures, identical to plain Ethernet in one pass and in two"
+          % (len(variants) - 1, len(CAPTURES)))
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except TsharkError as e:
+        print("encapsulations: %s" % e, file=sys.stderr)
+        sys.exit(2)

@@ -6,7 +6,7 @@
 # tell whether a change made the plugin faster: the difference between two
 # runs of bench/run.sh is often larger than the change.
 #
-#   bench/compare.sh [-i] [-r RUNS] [-m "MODES"] [-s SCALE] [-d CAPTURE_DIR] PLUGIN_A.so PLUGIN_B.so
+#   bench/compare.sh [-i] [-r RUNS] [-m "MODES"] [-s SCALE] [-e ENCAP] [-d CAPTURE_DIR] PLUGIN_A.so PLUGIN_B.so
 #
 # MODES: any of filter filter-count fields-2pass detail stats conv (default
 # "filter-count stats conv"). Build the two plugins first, e.g. from two
@@ -22,13 +22,15 @@ work="${TMPDIR:-/tmp}/soh-bench-captures"
 which_modes="filter-count stats conv"
 measure=measure_pair
 how="alternating"
-while getopts "ir:m:s:d:" opt; do
+encap=""
+while getopts "ir:m:s:d:e:" opt; do
     case $opt in
         i) measure=measure_interleaved how="taking turns on one CPU, CPU time" ;;
         r) runs=$OPTARG ;;
         m) which_modes=$OPTARG ;;
         s) scale=$OPTARG ;;
         d) work=$OPTARG ;;
+        e) encap=$OPTARG ;;
         *) sed -n '2,13p' "$0"; exit 2 ;;
     esac
 done
@@ -40,12 +42,13 @@ done
 for tool in hyperfine tshark python3 /usr/bin/time; do
     command -v "$tool" >/dev/null || { echo "compare: $tool is needed (apt-get install hyperfine time tshark)" >&2; exit 2; }
 done
-[ -f "$work/bench-x$scale.pcap" ] || SOH_BENCH_NOCHECK=1 "$top/captures/lab/make-bench-capture.sh" "$work" "$scale" >/dev/null
+[ -f "$work/bench-x$scale${encap:+-$encap}.pcap" ] ||
+    SOH_BENCH_NOCHECK=1 "$top/captures/lab/make-bench-capture.sh" "$work" "$scale" $encap >/dev/null
 
 bench_home "$1" soh-compare-a
 ts_a="$as_user tshark"
 cap="$home/bench-x$scale.pcap"
-cp "$work/bench-x$scale.pcap" "$cap"
+cp "$work/bench-x$scale${encap:+-$encap}.pcap" "$cap"
 chmod a+r "$cap"
 bench_home "$2" soh-compare-b
 ts_b="$as_user tshark"

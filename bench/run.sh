@@ -4,7 +4,10 @@
 # on the large lab capture (captures/lab/make-bench-capture.sh), then growth
 # from 1x to 2x to 4x the capture. Writes bench/RESULTS.md.
 #
-#   bench/run.sh [-i] [-r RUNS] [-s "1 2 4"] [-o OUT.md] [-d CAPTURE_DIR]
+#   bench/run.sh [-i] [-r RUNS] [-s "1 2 4"] [-e ENCAP] [-o OUT.md] [-d CAPTURE_DIR]
+#
+# -e vxlan: the same capture wrapped in VXLAN (any variant of
+# tests/captures/encapsulate.py), built next to the plain one.
 #
 # Timing: hyperfine, RUNS runs of each command after one warm-up, enabled
 # and disabled alternating; medians. Peak memory: GNU time's maximum resident
@@ -24,14 +27,16 @@ scales="1 2 4"
 out=""
 measure=measure_pair
 work="${TMPDIR:-/tmp}/soh-bench-captures"  # outside the repository, as the lab script requires
-while getopts "ir:s:o:d:" opt; do
+encap=""
+while getopts "ir:s:o:d:e:" opt; do
     case $opt in
         i) measure=measure_interleaved ;;
         r) runs=$OPTARG ;;
         s) scales=$OPTARG ;;
         o) out=$OPTARG ;;
         d) work=$OPTARG ;;
-        *) sed -n '2,19p' "$0"; exit 2 ;;
+        e) encap=$OPTARG ;;
+        *) sed -n '2,22p' "$0"; exit 2 ;;
     esac
 done
 [ -n "$out" ] || out="$top/bench/$([ $measure = measure_pair ] && echo RESULTS || echo RESULTS-interleaved).md"
@@ -46,13 +51,14 @@ plugin=$top/build/plugin/epan/smtp-over-http.so
 
 mkdir -p "$work"
 for s in $scales; do
-    [ -f "$work/bench-x$s.pcap" ] || SOH_BENCH_NOCHECK=1 captures/lab/make-bench-capture.sh "$work" "$s" >/dev/null
+    [ -f "$work/bench-x$s${encap:+-$encap}.pcap" ] ||
+        SOH_BENCH_NOCHECK=1 captures/lab/make-bench-capture.sh "$work" "$s" $encap >/dev/null
 done
 
 # shellcheck source=bench/common.sh
 . "$top/bench/common.sh"
 bench_home "$plugin" soh-bench
-for s in $scales; do cp "$work/bench-x$s.pcap" "$home/"; done
+for s in $scales; do cp "$work/bench-x$s${encap:+-$encap}.pcap" "$home/bench-x$s.pcap"; done
 chmod -R a+rX "$home"
 ts="$as_user tshark"
 $ts -G plugins | grep -q '^smtp-over-http.so' || { echo "bench: tshark did not load the plugin" >&2; exit 1; }
@@ -116,7 +122,7 @@ done
     echo
     echo "## Capture"
     echo
-    echo "\`captures/lab/make-bench-capture.sh DIR $base_scale\`: $packets packets, $streams TCP conversations,"
+    echo "\`captures/lab/make-bench-capture.sh DIR $base_scale${encap:+ $encap}\`${encap:+ (wrapped in $encap)}: $packets packets, $streams TCP conversations,"
     echo "$incidents labelled incidents; every copy of a lab capture has its own addresses and ports."
     echo "The filter \`smtp-over-http\` keeps $matched frames (none with the plugin disabled)."
     echo

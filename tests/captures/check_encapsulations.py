@@ -8,11 +8,15 @@ tunnel with its relay, a host-name target resolved by DNS, forty concurrent
 tunnels, SOCKS5, an absolute-URI relay and IPv6, encapsulate.py writes every
 variant it knows (link layers, overlays, GRE and ERSPAN, MPLS, PPPoE, PPP,
 802.11, IP in IP, GTP-U, IPv4 and IPv6 fragments, a pcapng with two link
-types), and this compares, frame by frame, `-T fields` of tcp.stream and
+types, ICMP errors quoting every packet), and this compares, frame by frame, `-T fields` of tcp.stream and
 the contract fields with the plain Ethernet capture's, in one pass and in
 two. A frame of the plain capture is compared with the frame of the variant
 that completes its IP packet (the last fragment), and frame numbers in
-field values (connect_in, relay_in) are mapped the same way.
+field values (connect_in, relay_in) are mapped the same way, and so are
+tcp.stream numbers (tcp.stream, tunnel.stream, relay.stream, relay
+candidates) where stock Wireshark numbers a variant's streams otherwise;
+every other
+frame of a variant (ICMP errors, first fragments) must carry nothing of ours.
 
 Prints one line per variant (frames compared, frames marked, legs by kind,
 pairing and envelope as the two-pass output states them) and fails on any
@@ -35,6 +39,8 @@ from tshark_env import CONTRACT_FIELDS, TsharkEnv, TsharkError  # noqa: E402
 CAPTURES = ["connect_ip_tinyproxy.pcap", "connect_hostname.pcap", "concurrent_pairing.pcap",
             "socks5.pcap", "post_relay.pcap", "ipv6.pcap"]
 FRAME_FIELDS = {"smtp-over-http.connect_in", "smtp-over-http.relay_in"}
+STREAM_FIELDS = {"smtp-over-http.tunnel.stream", "smtp-over-http.relay.stream",
+                 "smtp-over-http.relay.candidate"}
 PASSES = {"two passes": ["-2"], "one pass": []}
 
 
@@ -51,18 +57,28 @@ def fields_output(env, path, fields, passes):
     return rows
 
 
-def mapped(rows, where, fields):
+def renumber(cols, columns, numbers):
+    for c in columns:
+        if c < len(cols) and cols[c]:
+            cols[c] = ",".join(str(numbers.get(int(x), "?%s" % x)) for x in cols[c].split(","))
+
+
+def mapped(rows, where, fields, reference=None):
     """The variant's rows at the frames that complete the plain capture's
-    packets, in the plain capture's numbering."""
+    packets, in the plain capture's frame numbering and, given the plain
+    capture's rows, its tcp.stream numbering: Wireshark may number a
+    variant's streams differently (an ICMP error quoting a segment can take
+    a stream number of its own)."""
     back = {v: i + 1 for i, v in enumerate(where)}
-    frame_cols = [i + 1 for i, f in enumerate(fields) if f in FRAME_FIELDS]
-    out = []
-    for v in where:
-        cols = list(rows.get(v, []))
-        for c in frame_cols:
-            if c < len(cols) and cols[c]:
-                cols[c] = ",".join(str(back.get(int(x), "?%s" % x)) for x in cols[c].split(","))
-        out.append(cols)
+    out = [list(rows.get(v, [])) for v in where]
+    streams = {}
+    for ref, cols in zip(reference or [], out):
+        if ref and cols and ref[0] and cols[0]:
+            streams.setdefault(int(cols[0]), int(ref[0]))
+    for cols in out:
+        renumber(cols, [i + 1 for i, f in enumerate(fields) if f in FRAME_FIELDS], back)
+        if reference is not None:
+            renumber(cols, [0] + [i + 1 for i, f in enumerate(fields) if f in STREAM_FIELDS], streams)
     return out
 
 
@@ -115,8 +131,14 @@ def main():
                     if variant == "ethernet":
                         continue
                     path, where = made[variant]
-                    got = mapped(fields_output(env, path, fields, passes), where, fields)
+                    rows = fields_output(env, path, fields, passes)
+                    got = mapped(rows, where, fields, reference)
                     diff = [(i + 1, a, b) for i, (a, b) in enumerate(zip(reference, got)) if a != b]
+                    # The other frames (ICMP errors, first fragments) carry nothing of ours.
+                    extra = sorted(n for n in set(rows) - set(where) if len(rows[n]) > 1 and rows[n][1])
+                    if extra:
+                        failures.append("%s as %s (%s): frames %s, which complete no packet of the "
+                                        "plain capture, carry smtp-over-http" % (name, variant, label, extra[:10]))
                     if passes:
                         per_variant[variant][0] += len(got)
                         per_variant[variant][1] += summary(got, fields)[0]

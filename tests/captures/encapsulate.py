@@ -5,8 +5,8 @@ GTP-U), GRE (carrying IP or Ethernet) and ERSPAN II and III from switches,
 MPLS (one and two labels, and an Ethernet pseudowire with a control word),
 PPPoE and PPP, 802.11 with and without radiotap, IP in IP (IPv4-in-IPv4,
 6in4), IPv4 and IPv6 fragments, VLAN tags, Linux cooked capture v1 and v2,
-raw IP, BSD loopback, and a pcapng whose two interfaces have different
-link types.
+raw IP, BSD loopback, a pcapng whose two interfaces have different link
+types, and every packet followed by an ICMP error quoting it.
 
     tests/captures/encapsulate.py IN.pcap OUTDIR [VARIANT...]
 
@@ -191,9 +191,26 @@ def ipv6_fragments(ip, ident):
     return out
 
 
+def icmp_error(ip, ethertype):
+    """An ICMP (or ICMPv6) destination-unreachable message from the packet's
+    destination back to its source, quoting the packet's start (RFC 792,
+    RFC 4443 §3.1): what Wireshark dissects with its error-packet flag set."""
+    if ethertype == ETH_IPV4:
+        src, dst = ip[16:20], ip[12:16]
+        body = struct.pack("!BBHI", 3, 3, 0, 0) + ip[:68]
+        body = body[:2] + struct.pack("!H", checksum(body)) + body[4:]
+        return ipv4_header(1, len(body), src=src, dst=dst) + body
+    src, dst = ip[24:40], ip[8:24]
+    body = struct.pack("!BBHI", 1, 4, 0, 0) + ip[:88]
+    pseudo = src + dst + struct.pack("!I3xB", len(body), 58)
+    body = body[:2] + struct.pack("!H", checksum(pseudo + body)) + body[4:]
+    return struct.pack("!IHBB", 0x60000000, len(body), 58, 64) + src + dst + body
+
+
 # -- variants --------------------------------------------------------------------
 # Each builds, from (MAC addresses, ethertype, IP packet, packet index), the
-# list of (frame bytes, interface) that carry it; the last completes it.
+# list of (frame bytes, interface[, completes]) that carry it; the last one
+# not marked completes=False completes it.
 
 def one(build, iface=0):
     return lambda m, t, ip, i: [(build(m, t, ip), iface)]
@@ -266,6 +283,11 @@ VARIANTS = {
     "ipv6-fragments": (LINKTYPE_ETHERNET,
                        lambda m, t, ip, i: [(m + struct.pack("!H", t) + f, 0)
                                             for f in (ipv6_fragments(ip, i + 1) if t == ETH_IPV6 else [ip])]),
+    # Every packet followed by an ICMP error that quotes it: the quoted TCP
+    # headers are not segments of the connection.
+    "icmp-errors": (LINKTYPE_ETHERNET,
+                    lambda m, t, ip, i: [(m + struct.pack("!H", t) + ip, 0),
+                                         (m[6:12] + m[:6] + struct.pack("!H", t) + icmp_error(ip, t), 0, False)]),
     # Interface 0 Ethernet, interface 1 raw IP: each packet goes to one of
     # them by its IP version's source address, so every connection has
     # frames on both.
@@ -308,9 +330,11 @@ def encapsulate(src, outdir, variants=None):
         records, where = [], []
         for i, (rec, macs, ethertype, ip) in enumerate(packets):
             sec, frac, orig = rec
-            for body, iface in build(macs, ethertype, ip, i):
+            for body, iface, *completes in build(macs, ethertype, ip, i):
                 records.append(((sec, frac, len(body)), body, iface))
-            where.append(len(records))
+                if completes != [False]:
+                    last = len(records)
+            where.append(last)
         ext = "pcapng" if lt == "pcapng" else "pcap"
         path = os.path.join(outdir, "%s.%s" % (name, ext))
         if lt == "pcapng":

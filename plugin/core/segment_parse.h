@@ -1,11 +1,11 @@
-// Reads the header of a TCP segment or UDP datagram as Wireshark's IP layer
-// hands it on (the bytes after the IP header, reassembled when IP
-// fragmented them), whatever carried the IP packet: Wireshark has already
-// decoded every layer below, so the plugin never parses them itself.
+// Reads the header of a TCP segment as Wireshark's IP layer hands it on
+// (the bytes after the IP header, reassembled when IP fragmented them),
+// whatever carried the IP packet: Wireshark has already decoded every layer
+// below, so the plugin never parses them itself.
 //
-// TCP: RFC 9293 §3.1; UDP: RFC 768. `captured` is how many bytes are there,
-// `reported` how many the IP header announced; data stops at the smaller,
-// so Ethernet padding or a snap length never count as payload.
+// RFC 9293 §3.1. `captured` is how many bytes are there, `reported` how
+// many the IP header announced; data stops at the smaller, so Ethernet
+// padding or a snap length never count as payload.
 #pragma once
 
 #include <cstddef>
@@ -38,13 +38,5 @@ inline bool parse_tcp(const std::uint8_t* d, std::size_t captured, std::size_t r
     out.len = n - hl;
     return true;
 }
-
-struct UdpHeader {
-    std::uint16_t sport = 0, dport = 0;
-    const std::uint8_t* payload = nullptr;
-    std::size_t len = 0;  // payload bytes there, cut to the UDP length field
-};
-
-bool parse_udp(const std::uint8_t* d, std::size_t captured, std::size_t reported, UdpHeader& out);
 
 }  // namespace soh

@@ -4,12 +4,12 @@
 // any other layer Wireshark knows.
 //
 // How: every IPv4 and IPv6 packet reaches its transport through one
-// dissector table, "ip.proto". While a file is dissected with the protocol
-// enabled, its entries for TCP and UDP are thin handles of ours that look
-// at the segment, then hand it on to the handle that was there at handoff,
-// after every built-in dissector's (TCP's and UDP's own, or whatever
-// another plugin put there); with the protocol disabled, the table is as
-// stock Wireshark has it. Our handles carry no protocol, so Wireshark adds
+// dissector table, "ip.proto", and UDP reaches DNS through "udp.port" 53.
+// While a file is dissected with the protocol enabled, the entries for TCP
+// and for DNS are thin handles of ours that look at the segment, then hand
+// it on to the handle that was there at handoff, after every built-in
+// dissector's (TCP's and DNS's own, or whatever another plugin put there);
+// with the protocol disabled, the tables are as stock Wireshark has them. Our handles carry no protocol, so Wireshark adds
 // no layer for them: every other dissector sees exactly what it saw before
 // (the noninterference test). The inner addresses are pinfo's, set by the IP layer just before;
 // the stream is tcp.stream, as TCP numbered it. Error packets (ICMP quoting
@@ -37,8 +37,8 @@
 namespace soh::glue {
 namespace {
 
-dissector_handle_t next_tcp = nullptr;  // what "ip.proto" held for TCP and UDP before us
-dissector_handle_t next_udp = nullptr;
+dissector_handle_t next_tcp = nullptr;  // what "ip.proto" held for TCP before us
+dissector_handle_t next_dns = nullptr;  // what "udp.port" held for 53
 
 // A segment's bytes. The tvb IP hands on is a subset of the frame's (or of a
 // reassembled datagram's) whose bytes are in memory: read where they are
@@ -155,57 +155,58 @@ bool conversation_stream(packet_info* pinfo, const Addrs& a, const TcpHeader& h,
     return call_dissector_only(next_tcp, tvb, pinfo, tree, data);
 }
 
-// "ip.proto" 17: DNS answers, for host-name targets (RFC 1035 §4.2.1: from
-// port 53).
-int udp_shim(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, void* data) {
-    if (first_look(pinfo)) {
+// "udp.port" 53, in front of DNS: the answers name the addresses of
+// host-name targets (RFC 1035 §4.2.1: a server answers from port 53). Only
+// DNS traffic pays for it, not every UDP datagram (a VXLAN capture is all UDP).
+int dns_shim(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, void* data) {
+    if (first_look(pinfo) && pinfo->srcport == 53) {
         std::size_t captured, reported;
         const std::uint8_t* d = bytes_of(tvb, &captured, &reported);
-        UdpHeader u;
-        if (parse_udp(d, captured, reported, u) && u.sport == 53) {
-            try {
-                if (auto dns = parse_dns_response(u.payload, u.len)) engine->on_dns(dns->name, dns->addrs);
-            } catch (...) {
-            }
+        try {
+            if (auto dns = parse_dns_response(d, captured < reported ? captured : reported))
+                engine->on_dns(dns->name, dns->addrs);
+        } catch (...) {
         }
     }
-    return call_dissector_only(next_udp, tvb, pinfo, tree, data);
+    return call_dissector_only(next_dns, tvb, pinfo, tree, data);
 }
 
 struct Shim {
-    guint32 proto;
+    const char* table;
+    guint32 key;
     dissector_handle_t handle;  // ours
-    dissector_handle_t* next;   // what it hands on to
+    dissector_handle_t next;    // what it hands on to
 };
 Shim shims[2];
 
 // In front of `next` or not, as asked; an entry that holds neither (a
 // Decode As choice of the user's) is left alone.
 void place(const Shim& s, bool in_front) {
-    dissector_table_t table = find_dissector_table("ip.proto");
-    if (!table || !s.handle || !*s.next) return;
-    const dissector_handle_t current = dissector_get_uint_handle(table, s.proto);
+    dissector_table_t table = find_dissector_table(s.table);
+    if (!table || !s.handle || !s.next) return;
+    const dissector_handle_t current = dissector_get_uint_handle(table, s.key);
     // dissector_add_uint sets the entry and what Decode As resets it to, so
     // that Decode As shows no change of the user's.
-    if (in_front && current == *s.next) dissector_add_uint("ip.proto", s.proto, s.handle);
-    if (!in_front && current == s.handle) dissector_add_uint("ip.proto", s.proto, *s.next);
+    if (in_front && current == s.next) dissector_add_uint(s.table, s.key, s.handle);
+    if (!in_front && current == s.handle) dissector_add_uint(s.table, s.key, s.next);
+}
+
+// Our handle for what `table` holds at `key`; it hands on to that.
+Shim make(const char* table, guint32 key, dissector_t fn, const char* name, const char* description,
+          dissector_handle_t* next) {
+    dissector_table_t t = find_dissector_table(table);
+    *next = t ? dissector_get_uint_handle(t, key) : nullptr;
+    if (!*next) return {table, key, nullptr, nullptr};
+    // No protocol (-1): Wireshark pushes no layer for it, so it appears in
+    // no "Protocols in frame" and costs no per-segment layer bookkeeping.
+    return {table, key, create_dissector_handle_with_name_and_description(fn, -1, name, description), *next};
 }
 
 }  // namespace
 
 void register_shims() {
-    dissector_table_t table = find_dissector_table("ip.proto");
-    if (!table) return;
-    next_tcp = dissector_get_uint_handle(table, 6);
-    next_udp = dissector_get_uint_handle(table, 17);
-    // No protocol (-1): Wireshark pushes no layer for them, so they appear
-    // in no "Protocols in frame" and cost no per-segment layer bookkeeping.
-    shims[0] = {6, create_dissector_handle_with_name_and_description(tcp_shim, -1, "smtp-over-http.tcp",
-                                                                     "TCP (seen by SMTP-over-HTTP)"),
-                &next_tcp};
-    shims[1] = {17, create_dissector_handle_with_name_and_description(udp_shim, -1, "smtp-over-http.udp",
-                                                                      "UDP (seen by SMTP-over-HTTP)"),
-                &next_udp};
+    shims[0] = make("ip.proto", 6, tcp_shim, "smtp-over-http.tcp", "TCP (seen by SMTP-over-HTTP)", &next_tcp);
+    shims[1] = make("udp.port", 53, dns_shim, "smtp-over-http.dns", "DNS (seen by SMTP-over-HTTP)", &next_dns);
 }
 
 void use_shims(bool on) {

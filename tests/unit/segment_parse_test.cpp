@@ -1,8 +1,9 @@
-// Reading TCP and UDP headers from the bytes the IP layer hands on.
+// Reading TCP headers from the bytes the IP layer hands on.
 #include "segment_parse.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <random>
 #include <string>
@@ -78,34 +79,6 @@ TEST(SegmentParse, TcpRejectsWhatCannotBeAHeader) {
     EXPECT_FALSE(parse_tcp(b.data(), b.size(), 12, h));  // IP says 12 bytes
 }
 
-Bytes udp(std::uint16_t sport, std::uint16_t dport, const std::string& data, int length_delta = 0) {
-    const int len = static_cast<int>(8 + data.size()) + length_delta;
-    Bytes b = {static_cast<std::uint8_t>(sport >> 8), static_cast<std::uint8_t>(sport),
-               static_cast<std::uint8_t>(dport >> 8), static_cast<std::uint8_t>(dport),
-               static_cast<std::uint8_t>(len >> 8), static_cast<std::uint8_t>(len), 0, 0};
-    b.insert(b.end(), data.begin(), data.end());
-    return b;
-}
-
-TEST(SegmentParse, UdpHeaderAndLength) {
-    Bytes b = udp(53, 40000, "answer");
-    UdpHeader u;
-    ASSERT_TRUE(parse_udp(b.data(), b.size(), b.size(), u));
-    EXPECT_EQ(u.sport, 53);
-    EXPECT_EQ(u.dport, 40000);
-    EXPECT_EQ(std::string(reinterpret_cast<const char*>(u.payload), u.len), "answer");
-    // A UDP length shorter than the datagram ends the payload there.
-    b = udp(53, 40000, "answer", -2);
-    ASSERT_TRUE(parse_udp(b.data(), b.size(), b.size(), u));
-    EXPECT_EQ(u.len, 4u);
-    // A UDP length under the header's own size is not UDP.
-    b = udp(53, 40000, "answer");
-    b[4] = 0;
-    b[5] = 7;
-    EXPECT_FALSE(parse_udp(b.data(), b.size(), b.size(), u));
-    EXPECT_FALSE(parse_udp(b.data(), 7, 7, u));
-}
-
 // Whatever the bytes, nothing is read outside them and the payload lies
 // inside them.
 TEST(SegmentParse, RandomBytesStayInBounds) {
@@ -118,11 +91,6 @@ TEST(SegmentParse, RandomBytesStayInBounds) {
         if (parse_tcp(b.data(), b.size(), reported, h)) {
             EXPECT_GE(h.payload, b.data() + 20);
             EXPECT_LE(h.payload + h.len, b.data() + std::min(b.size(), reported));
-        }
-        UdpHeader u;
-        if (parse_udp(b.data(), b.size(), reported, u)) {
-            EXPECT_EQ(u.payload, b.data() + 8);
-            EXPECT_LE(u.payload + u.len, b.data() + std::min(b.size(), reported));
         }
     }
 }

@@ -9,6 +9,7 @@ set -euo pipefail
 PACKAGES=(
     build-essential cmake pkg-config      # C/C++ tool chain
     libwireshark-dev wireshark-dev        # Wireshark headers and CMake package
+    libgcrypt20-dev                       # gcrypt.h, which Wireshark's TLS header includes
     tshark                                # runs the plugin on captures
     libgtest-dev libgmock-dev googletest  # unit tests
     clang libclang-rt-dev                 # libFuzzer and sanitizer runtimes (fuzz/, robustness)

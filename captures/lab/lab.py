@@ -135,7 +135,7 @@ def software(name):
             "socat": "socat", "curl": "curl", "openssl": "openssl", "ncat": "ncat",
             "tcpdump": "tcpdump", "python3": "python3", "danted": "dante-server",
             "nc": "netcat-openbsd", "proxychains4": "proxychains4", "smtpd": "postfix",
-            "ssh": "openssh-client", "sshd": "openssh-server"}
+            "ssh": "openssh-client", "sshd": "openssh-server", "stunnel": "stunnel4"}
     up, full = version(pkgs[name])
     return "%s %s" % (name, up), "%s %s (Debian package %s %s)" % (name, up, pkgs[name], full)
 
@@ -273,6 +273,22 @@ client_persistent_connections off
 shutdown_lifetime 1 seconds
 """.format(sq=sq, dns=DNS))
     start("p", ["squid", "-N", "-f", conf], "squid")
+    # An HTTPS proxy: stunnel takes TLS on 8443 and hands the plain HTTP to
+    # tinyproxy on the proxy host's loopback (not on the uplink), as a
+    # TLS-terminating front end does; the relay leg leaves from P.
+    pkey, pcrt = os.path.join(WORK, "proxy.key"), os.path.join(WORK, "proxy.crt")
+    sh(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+        "-nodes", "-days", "30", "-subj", "/CN=proxy.example", "-keyout", pkey, "-out", pcrt])
+    sconf = os.path.join(WORK, "stunnel.conf")
+    write(sconf, """foreground = yes
+pid =
+[https-proxy]
+accept = {p}:8443
+connect = 127.0.0.1:8888
+cert = {crt}
+key = {key}
+""".format(p=P, crt=pcrt, key=pkey))
+    start("p", ["stunnel4", sconf], "stunnel")
     start("p", ["microsocks", "-i", "0.0.0.0", "-p", "1080"], "microsocks")
     dconf = os.path.join(WORK, "danted.conf")
     write(dconf, """logoutput: {run}/danted.log
@@ -477,9 +493,10 @@ def swaks_socat(case, proxy_name, pport, thost, tport, sport, helo, mfrom, rcpts
 
 
 def curl_smtp(case, proxy_name, proxy_url, pep, thost, tport, sport, helo, mfrom, rcpts, cip=A1,
-              method="CONNECT", resolved=None, target=None, status_code=200):
+              method="CONNECT", resolved=None, target=None, status_code=200, pre=(), opts=()):
+    """pre: words before curl (an env setting); opts: more curl options."""
     url_host = "[%s]" % thost if ":" in thost else thost
-    argv = ["curl", "-sS", "--max-time", "20", "--interface", cip, "--local-port", str(sport),
+    argv = list(pre) + ["curl"] + list(opts) + ["-sS", "--max-time", "20", "--interface", cip, "--local-port", str(sport),
             "-x", proxy_url] + (["-p"] if method == "CONNECT" else []) + [
             "smtp://%s:%d/%s" % (url_host, tport, helo), "--mail-from", mfrom]
     for r in rcpts:
@@ -499,8 +516,9 @@ def wait_for(path):
     return "i=0; while [ ! -e %s ] && [ $i -lt 300 ]; do sleep 0.02; i=$((i+1)); done" % path
 
 
-def curl_get(case, proxy_url, pep, url, sport, cip=A2, kind="proxied-get", spawn=False, barrier=None):
-    argv = ["curl", "-sS", "-k", "-o", "/dev/null", "--max-time", "15", "--interface", cip,
+def curl_get(case, proxy_url, pep, url, sport, cip=A2, kind="proxied-get", spawn=False, barrier=None,
+             pre=(), opts=()):
+    argv = list(pre) + ["curl"] + list(opts) + ["-sS", "-k", "-o", "/dev/null", "--max-time", "15", "--interface", cip,
             "--local-port", str(sport), "-x", proxy_url, url]
     if barrier:
         argv = ["sh", "-c", wait_for(barrier) + '; exec "$@"', "sh"] + argv
@@ -1138,9 +1156,45 @@ def socks_variants():
     finish(c)
 
 
+# --- 18
+def https_proxy():
+    c = Case("https_proxy", "An HTTPS proxy: the clients speak TLS to the proxy (stunnel on 8443 in "
+             "front of tinyproxy) and the CONNECT travels inside that TLS.  One spam tunnel to "
+             "198.51.100.25:25, then a proxied GET and a proxied HTTPS fetch through the same HTTPS "
+             "proxy (benign).  curl wrote its TLS keys to a key log, which is embedded in the "
+             "capture (pcapng Decryption Secrets Block, `editcap --inject-secrets`) and kept beside it "
+             "as https_proxy.keylog.")
+    keylog = os.path.join(WORK, "https_proxy.keylog")
+    raw_pcap = os.path.join(WORK, "https_proxy.pcap")
+    purl = "https://%s:8443" % P
+    env = ["env", "SSLKEYLOGFILE=" + keylog]
+    with Capture([("p", "p0", raw_pcap)]):
+        inc = curl_smtp(c, "tinyproxy", purl, ep(P, 8443), MX, 25, 41801, "tls-bot.example",
+                        "a@spam.example", ["v1@victim.example", "v2@victim.example"],
+                        pre=env, opts=["--proxy-insecure"])
+        inc["proxy_tls"] = True
+        inc["proxy_software"] = "stunnel %s in front of %s" % (software("stunnel")[0].split()[1],
+                                                               proxy_sw("tinyproxy"))
+        curl_get(c, purl, ep(P, 8443), "http://%s/index.html" % WEB, 41802, pre=env,
+                 opts=["--proxy-insecure"])
+        curl_get(c, purl, ep(P, 8443), "https://%s/" % WEB, 41803, kind="https-tunnel",
+                 pre=env, opts=["--proxy-insecure"])
+    c.add_sw("stunnel")
+    # editcap 4.0 cannot read back what its --inject-secrets wrote ("can't be
+    # written as a pcapng file", also for -c cuts); tshark -w rewrites it in
+    # a form that editcap, tshark and Wireshark all take, the secrets kept.
+    injected = os.path.join(WORK, "https_proxy-injected.pcapng")
+    c.commands.append("editcap --inject-secrets tls,https_proxy.keylog https_proxy.pcap injected.pcapng")
+    c.commands.append("tshark -r injected.pcapng -w https_proxy.pcapng")
+    shutil.copyfile(keylog, os.path.join(CAPDIR, "https_proxy.keylog"))
+    sh(["editcap", "--inject-secrets", "tls," + keylog, raw_pcap, injected])
+    sh(["tshark", "-r", injected, "-w", os.path.join(CAPDIR, "https_proxy.pcapng")])
+    finish(c, pcap_name="https_proxy.pcapng")
+
+
 CASES = [benign_only, connect_ip_tinyproxy, connect_ip_squid, connect_hostname, concurrent_pairing,
          mail_ports, refused, post_relay, socks5, socks4, one_leg, ipv6, odd_port_proxy, malformed_request,
-         chain, post_dropped, socks_variants]
+         chain, post_dropped, socks_variants, https_proxy]
 
 
 def main(argv):

@@ -15,7 +15,7 @@ fi
 LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PACKAGES="tinyproxy squid postfix swaks socat dnsmasq-base microsocks dante-server
 ncat netcat-openbsd tcpdump tshark tcpreplay curl openssl python3 iproute2
-proxychains4 openssh-client openssh-server"
+proxychains4 openssh-client openssh-server stunnel4"
 
 missing=""
 for p in $PACKAGES; do

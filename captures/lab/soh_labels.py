@@ -48,6 +48,7 @@ class Stream:
         self.c2s = b""
         self.s2c = b""
         self.syn = None
+        self.decrypted = False    # payloads are TLS plaintext (decrypt_tls)
 
     def first_payload(self, from_client):
         for f in self.frames:
@@ -91,12 +92,75 @@ def load(pcap):
             s.c2s += payload
         else:
             s.s2c += payload
+    decrypt_tls(pcap, streams)
     dns = tshark(["-r", pcap, "-Y", "dns", "-T", "fields", "-E", "separator=\t",
                   "-e", "frame.number", "-e", "dns.flags.response",
                   "-e", "dns.qry.name", "-e", "dns.qry.type", "-e", "dns.a",
                   "-e", "dns.aaaa"])
     dnsrows = [l.split("\t") for l in dns.splitlines() if l.strip()]
     return streams, dnsrows
+
+
+TLS_HANDSHAKE_TYPES = {1, 2, 4, 5, 8, 11, 13, 15, 20, 24}  # RFC 8446 §4
+
+
+def tls_control(record):
+    """Whether a decrypted TLS record is not application data: a run of
+    handshake messages that fill it exactly (RFC 8446 §4: type, 24-bit
+    length), or an alert (§6: level 1 or 2, then the description).  tshark
+    shows the plaintext but no field holds it with its type, so the type is
+    told from the bytes; HTTP and SMTP application data start with text."""
+    if len(record) == 2 and record[0] in (1, 2):
+        return True
+    i = 0
+    while i + 4 <= len(record) and record[i] in TLS_HANDSHAKE_TYPES:
+        i += 4 + int.from_bytes(record[i + 1:i + 4], "big")
+    return i == len(record) and i > 0
+
+
+def decrypted_records(pcap):
+    """frame number -> decrypted TLS records of that frame, in order, from
+    tshark's hex dump of each frame's data sources (the key log embedded in
+    a pcapng, or tls.keylog_file)."""
+    out = tshark(["-r", pcap, "-P", "-x", "-o", 'gui.column.format:"No.","%m"'])
+    records, frame, cur = {}, None, None
+    for line in out.splitlines():
+        if re.match(r"^\s*\d+$", line):
+            frame, cur = int(line), None
+        elif line.startswith("Decrypted TLS ("):
+            cur = bytearray()
+            records.setdefault(frame, []).append(cur)
+        elif not line.strip() or re.match(r"^[A-Z][^:]* \(\d+ bytes?\):$", line):
+            cur = None
+        elif cur is not None:
+            m = re.match(r"^[0-9a-f]{4}  ((?:[0-9a-f]{2} ?)+)", line)
+            if m:
+                cur.extend(bytes.fromhex(m.group(1).replace(" ", "")))
+    return records
+
+
+def decrypt_tls(pcap, streams):
+    """A stream that is TLS from its first byte and that tshark decrypts
+    (an HTTPS proxy with its key log) is read as its plaintext: each frame
+    carries the application data of the records it completes."""
+    tls = [s for s in streams.values() if s.c2s[:2] == b"\x16\x03"]
+    if not tls:
+        return
+    records = decrypted_records(pcap)
+    for s in tls:
+        if not any(f[0] in records for f in s.frames):
+            continue
+        s.c2s = s.s2c = b""
+        frames = []
+        for num, t, from_client, flags, _ in s.frames:
+            plain = b"".join(bytes(r) for r in records.get(num, []) if not tls_control(r))
+            frames.append((num, t, from_client, flags, plain))
+            if from_client:
+                s.c2s += plain
+            else:
+                s.s2c += plain
+        s.frames = frames
+        s.decrypted = True
 
 
 def smtp_lines(data):

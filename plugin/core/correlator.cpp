@@ -74,12 +74,25 @@ Correlator::Correlator(Config cfg) : cfg_(std::move(cfg)), mail_port_(65536, fal
 
 bool Correlator::is_mail_port(std::uint16_t port) const { return mail_port_[port]; }
 
+bool Correlator::grow_slots(StreamId stream) {
+    if (stream >= cfg_.max_streams) return false;
+    if (stream >= slots_.size())
+        slots_.resize(std::min<std::size_t>(cfg_.max_streams, std::max<std::size_t>(stream + 1, slots_.size() * 2)),
+                      kSlotUnseen);
+    return true;
+}
+
 void Correlator::on_segment(const Segment& seg) {
     ++counters_.segments;
-    if (seg.stream >= cfg_.max_streams) return;
-    if (seg.stream >= slots_.size())
-        slots_.resize(std::min<std::size_t>(cfg_.max_streams, std::max<std::size_t>(seg.stream + 1, slots_.size() * 2)),
-                      kSlotUnseen);
+    if (!grow_slots(seg.stream)) return;
+    if (__builtin_expect(!decrypted_.empty(), 0)) {
+        if (close_pending_ && close_.frame != seg.frame) flush_close();
+        if (decrypted_.count(seg.stream)) return ciphertext(seg);
+    }
+    dispatch(seg);
+}
+
+void Correlator::dispatch(const Segment& seg) {
     std::uint32_t slot = slots_[seg.stream];
     if (slot == kSlotIgnored) return;  // the benign fast path
     if (slot == kSlotTunnelHeld) return tunnel_held(seg);

@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -137,6 +138,15 @@ public:
         if (slot == kSlotIgnored) return true;
         return len == 0 && empty_segment(slot, stream, flags, frame);
     }
+    // Plaintext of a TCP stream that Wireshark decrypted (TLS to an HTTPS
+    // proxy, with the analyst's key log): seq counts the bytes of the
+    // application data in the sender's direction from 0, flags are ignored.
+    // A stream that its own bytes left unclassified (its ciphertext looked
+    // benign) is read from then on as its plaintext, and its ciphertext
+    // segments only give their frames, FIN and RST (decrypted_stream.cpp).
+    // A stream already tracked from its own bytes keeps them: TLS inside a
+    // tunnel stays opaque.
+    void on_decrypted(const Segment& seg);
     // A DNS answer: name (any case, optional trailing dot) resolves to addrs.
     void on_dns(std::string_view name, const std::vector<Addr>& addrs);
 
@@ -183,6 +193,12 @@ private:
 
     static constexpr std::size_t kMaxChain = 4;  // proxies followed in one chain
 
+    // on_segment past the stream checks.
+    void dispatch(const Segment& seg);
+    bool grow_slots(StreamId stream);
+    // Decrypted streams (decrypted_stream.cpp).
+    void ciphertext(const Segment& seg);
+    void flush_close();
     std::uint32_t classify(const Segment& seg, std::uint32_t slot);
     std::uint32_t classify_hop(const Segment& seg);
     bool defers_relay(const std::vector<std::uint32_t>& proxies, const Segment& seg) const;
@@ -341,6 +357,13 @@ private:
     static constexpr std::size_t kMaxHeldTunnelSegments = 16;
     static constexpr std::size_t kMaxHeldTunnelBytes = 2048;
     StreamTable<HeldTunnel> held_tunnels_{4096};
+    // Streams read as their decrypted plaintext (on_decrypted), at most
+    // max_flows of them. A FIN or RST on a ciphertext segment that carries
+    // data waits in `close_` until the frame's records were read: the
+    // last record may complete in that very segment.
+    std::unordered_set<StreamId> decrypted_;
+    Segment close_;
+    bool close_pending_ = false;
     // content_changed's list for settle, kept between calls: it runs on
     // every SMTP line of a suspect flow, and would allocate each time. Its
     // size is bounded by settle's budget times max_candidates.

@@ -33,6 +33,7 @@
 #include "glue.h"
 #include "observe.h"
 #include "segment_parse.h"
+#include "tls_records.h"
 
 namespace soh::glue {
 namespace {
@@ -171,6 +172,51 @@ int dns_shim(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, void* data) {
     return call_dissector_only(next_dns, tvb, pinfo, tree, data);
 }
 
+// A frame's decrypted records, and the stream they belong to (looked up at
+// the first record: most frames that get here have none).
+struct Decrypted {
+    packet_info* pinfo;
+    Addrs a;
+    std::uint16_t sport, dport;
+    bool looked_up;
+    bool known;
+    StreamId stream;
+};
+
+bool stream_of(Decrypted& c) {
+    if (c.looked_up) return c.known;
+    c.looked_up = true;
+    const StreamCache::Key key = StreamCache::key(c.a.family, c.a.src, c.sport, c.a.dst, c.dport);
+    const std::uint32_t entry = streams->lookup(key);
+    if (entry != StreamCache::kMiss) {
+        c.stream = entry & ~StreamCache::kAtSyn;
+        return c.known = true;
+    }
+    TcpHeader h{};
+    h.sport = c.sport;
+    h.dport = c.dport;
+    h.flags = kAck;
+    return c.known = conversation_stream(c.pinfo, c.a, h, key, &c.stream);
+}
+
+void decrypted_record(void* ctx, const std::uint8_t* data, std::size_t len, std::uint32_t seq) {
+    auto& c = *static_cast<Decrypted*>(ctx);
+    if (!stream_of(c)) return;
+    try {
+        Segment s;
+        s.stream = c.stream;
+        s.src = Endpoint{c.a.family == 4 ? Addr::v4(c.a.src) : Addr::v6(c.a.src), c.sport};
+        s.dst = Endpoint{c.a.family == 4 ? Addr::v4(c.a.dst) : Addr::v6(c.a.dst), c.dport};
+        s.frame = c.pinfo->num;
+        s.time = static_cast<double>(c.pinfo->abs_ts.secs) + c.pinfo->abs_ts.nsecs / 1e9;
+        s.seq = seq;
+        s.data = data;
+        s.len = len;
+        engine->on_decrypted(s);
+    } catch (...) {
+    }
+}
+
 struct Shim {
     const char* table;
     guint32 key;
@@ -204,7 +250,17 @@ Shim make(const char* table, guint32 key, dissector_t fn, const char* name, cons
 
 }  // namespace
 
+// After every dissector ran (register.cpp): the addresses and ports are
+// those of the frame's innermost TCP segment, the one TLS decrypted.
+void observe_decrypted(packet_info* pinfo) {
+    if (!first_look(pinfo) || pinfo->ptype != PT_TCP) return;
+    Decrypted c{pinfo, addrs_of(pinfo), static_cast<std::uint16_t>(pinfo->srcport),
+                static_cast<std::uint16_t>(pinfo->destport), false, false, 0};
+    if (c.a.family) for_each_tls_record(pinfo, decrypted_record, &c);
+}
+
 void register_shims() {
+    register_tls_records();
     shims[0] = make("ip.proto", 6, tcp_shim, "smtp-over-http.tcp", "TCP (seen by SMTP-over-HTTP)", &next_tcp);
     shims[1] = make("udp.port", 53, dns_shim, "smtp-over-http.dns", "DNS (seen by SMTP-over-HTTP)", &next_dns);
 }

@@ -19,6 +19,17 @@
 #define SOH_PLUGIN_DESCRIBES_ITSELF 1
 #endif
 
+/* Where the TLS dissector keeps a frame's decrypted records (the key of its
+ * per-frame data for proto_tls): 0 in 4.0, whose packet-tls.c pins it
+ * (its comment on bug 16109); from 4.2 on the number of that TLS layer among
+ * the frame's TLS layers, 1 for the outermost. Checked on 4.0.17, 4.4.19
+ * and 4.6.9 by the https_proxy capture test. */
+#if WIRESHARK_VERSION_MAJOR == 4 && WIRESHARK_VERSION_MINOR < 2
+#define SOH_TLS_RECORDS_KEY 0
+#else
+#define SOH_TLS_RECORDS_KEY 1
+#endif
+
 #ifdef __cplusplus
 #include <epan/prefs.h>
 

@@ -11,7 +11,10 @@ Definitions (the contract the plugin is held to):
   conversation; a (client, server) pair names one tcp.stream.
 - The *request frame* of a tunnel leg is the first frame of the stream that
   the client sends with TCP payload (for SOCKS5 the second one: the first is
-  the method greeting).  The *start* of a relay leg is its first frame with
+  the method greeting); for a leg to an HTTPS proxy (labels `proxy_tls`),
+  the first the client sends with TLS application data (content type 23,
+  as tshark decrypts it with the capture's keys), the TLS handshake before
+  it counting as the TCP handshake does.  The *start* of a relay leg is its first frame with
   TCP payload.
 - Detection: an incident that is expected to be flagged (labels
   `expected_flag`, default true) and whose tunnel leg is in the capture is
@@ -72,7 +75,7 @@ from tshark_env import CONTRACT_FIELDS, TsharkEnv, TsharkError  # noqa: E402
 
 P = "smtp-over-http."
 BASE_FIELDS = ["frame.number", "tcp.stream", "ip.src", "ipv6.src", "tcp.srcport",
-               "ip.dst", "ipv6.dst", "tcp.dstport", "tcp.len"]
+               "ip.dst", "ipv6.dst", "tcp.dstport", "tcp.len", "tls.record.content_type"]
 # Beyond the contract: chains and the mail server's reaction to absolute-URI relay.
 EXTRA_FIELDS = ["smtp-over-http.chain.length", "smtp-over-http.chain.stream", "smtp-over-http.relay.reaction"]
 FIELDS = BASE_FIELDS + CONTRACT_FIELDS + EXTRA_FIELDS
@@ -195,7 +198,11 @@ def find_stream(eps, client, server, what):
     return hits[0], c
 
 
-def payload_frames(frames, sender):
+def payload_frames(frames, sender, tls=False):
+    """Frames the sender sent with payload; with tls, with TLS application
+    data (RFC 8446 §5.1: content type 23)."""
+    if tls:
+        return [fr for fr in frames if fr.src == sender and "23" in fr.f["tls.record.content_type"].split(",")]
     return [fr for fr in frames if fr.src == sender and fr.tcp_len > 0]
 
 
@@ -305,7 +312,7 @@ def evaluate(labels, frames, md_text):
             continue
         case.count(form, "incidents")
         tframes_all = streams[tsid]
-        reqs = payload_frames(tframes_all, tcli)
+        reqs = payload_frames(tframes_all, tcli, inc.get("proxy_tls", False))
         nreq = 1 if inc["method"] == "SOCKS5" and len(reqs) > 1 else 0
         if not reqs:
             case.fail("%s: client sent no payload on tunnel stream %d" % (iid, tsid))

@@ -5,7 +5,8 @@ smtp-over-http output.
 The plugin sees every TCP segment Wireshark's IP layer hands on, whatever
 carried it (plugin/epan/observe.cpp). For lab captures covering a CONNECT
 tunnel with its relay, a host-name target resolved by DNS, forty concurrent
-tunnels, SOCKS5, an absolute-URI relay and IPv6, encapsulate.py writes every
+tunnels, SOCKS5, an absolute-URI relay, IPv6 and an HTTPS proxy (TLS to the
+proxy, decrypted with its key log), encapsulate.py writes every
 variant it knows (link layers, overlays, GRE and ERSPAN, MPLS, PPPoE, PPP,
 802.11, IP in IP, GTP-U, IPv4 and IPv6 fragments, a pcapng with two link
 types, ICMP errors quoting every packet), and this compares, frame by frame, `-T fields` of tcp.stream and
@@ -29,6 +30,7 @@ Standard library only.
 import argparse
 import os
 import sys
+import subprocess
 import tempfile
 
 sys.dont_write_bytecode = True  # keep the source tree clean
@@ -37,16 +39,22 @@ from encapsulate import VARIANTS, encapsulate  # noqa: E402
 from tshark_env import CONTRACT_FIELDS, TsharkEnv, TsharkError  # noqa: E402
 
 CAPTURES = ["connect_ip_tinyproxy.pcap", "connect_hostname.pcap", "concurrent_pairing.pcap",
-            "socks5.pcap", "post_relay.pcap", "ipv6.pcap"]
+            "socks5.pcap", "post_relay.pcap", "ipv6.pcap", "https_proxy.pcapng"]
+# A capture with TLS keys: its variants are rewritten without them (the
+# keys embedded in a pcapng go no further than the pcapng) and read with the
+# key log beside it, as an analyst supplies it.
+KEYLOGS = {"https_proxy.pcapng": "https_proxy.keylog"}
 FRAME_FIELDS = {"smtp-over-http.connect_in", "smtp-over-http.relay_in"}
 STREAM_FIELDS = {"smtp-over-http.tunnel.stream", "smtp-over-http.relay.stream",
                  "smtp-over-http.relay.candidate"}
 PASSES = {"two passes": ["-2"], "one pass": []}
 
 
-def fields_output(env, path, fields, passes):
+def fields_output(env, path, fields, passes, keylog=None):
     args = ["-n", "-r", env.stage(path)] + passes + ["-T", "fields", "-E", "occurrence=a",
                                                      "-E", "aggregator=,"]
+    if keylog:
+        args += ["-o", "tls.keylog_file:" + env.stage(keylog)]
     for f in ["frame.number", "tcp.stream"] + fields:
         args += ["-e", f]
     out, _ = env.run(args)
@@ -113,12 +121,18 @@ def main():
         for name in CAPTURES:
             outdir = os.path.join(tmp, name.rsplit(".", 1)[0])
             os.makedirs(outdir)
-            made = encapsulate(os.path.join(args.captures, name), outdir, variants)
+            src = os.path.join(args.captures, name)
+            keylog = os.path.join(args.captures, KEYLOGS[name]) if name in KEYLOGS else None
+            if name.endswith(".pcapng"):
+                plain = os.path.join(outdir, "source.pcap")
+                subprocess.run(["editcap", "-F", "pcap", src, plain], check=True)
+                src = plain
+            made = encapsulate(src, outdir, variants)
             for path, _ in made.values():
                 os.chmod(path, 0o644)
             for label, passes in PASSES.items():
                 ref_path, ref_where = made["ethernet"]
-                reference = mapped(fields_output(env, ref_path, fields, passes), ref_where, fields)
+                reference = mapped(fields_output(env, ref_path, fields, passes, keylog), ref_where, fields)
                 marked, legs, tunnels, unique, messages = summary(reference, fields)
                 if marked == 0:
                     failures.append("%s (%s): no smtp-over-http frame on plain Ethernet" % (name, label))
@@ -131,7 +145,7 @@ def main():
                     if variant == "ethernet":
                         continue
                     path, where = made[variant]
-                    rows = fields_output(env, path, fields, passes)
+                    rows = fields_output(env, path, fields, passes, keylog)
                     got = mapped(rows, where, fields, reference)
                     diff = [(i + 1, a, b) for i, (a, b) in enumerate(zip(reference, got)) if a != b]
                     # The other frames (ICMP errors, first fragments) carry nothing of ours.

@@ -14,7 +14,7 @@ root). Checks:
    preferences) without printing anything on stderr, and the profile's "Leg"
    column shows smtp-over-http.leg (read from `-T tabs` output: 4.4 and
    later offer no -e field for a custom column, 4.0 names it _ws.col.Leg);
-3. colouring, on every captures/*.pcap, with
+3. colouring, on every captures/*.pcap and *.pcapng, with
    `tshark -2 --color -C SMTP-over-HTTP -T fields -e frame.number
    -e smtp-over-http.leg -e frame.coloring_rule.name` (tshark evaluates the
    colouring rules only with --color):
@@ -124,7 +124,7 @@ def main():
         errors += check_files(a.rules, a.profile,
                               os.path.join(global_config_dir(env), "colorfilters"))
 
-        pcaps = sorted(glob.glob(os.path.join(a.captures, "*.pcap")))
+        pcaps = sorted(p for ext in ("pcap", "pcapng") for p in glob.glob(os.path.join(a.captures, "*." + ext)))
         if not pcaps:
             errors.append("no captures in %s" % a.captures)
 

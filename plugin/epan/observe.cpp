@@ -98,16 +98,23 @@ bool conversation_stream(packet_info* pinfo, const Addrs& a, const TcpHeader& h,
     return true;
 }
 
+// What the engine is told of a segment of this frame, but its bytes.
+Segment segment_of(const packet_info* pinfo, const Addrs& a, std::uint16_t sport, std::uint16_t dport,
+                   StreamId stream) {
+    Segment s;
+    s.stream = stream;
+    s.src = Endpoint{a.family == 4 ? Addr::v4(a.src) : Addr::v6(a.src), sport};
+    s.dst = Endpoint{a.family == 4 ? Addr::v4(a.dst) : Addr::v6(a.dst), dport};
+    s.frame = pinfo->num;
+    s.time = static_cast<double>(pinfo->abs_ts.secs) + pinfo->abs_ts.nsecs / 1e9;
+    return s;
+}
+
 // A segment of a known stream that the fast path did not dismiss.
 [[gnu::cold, gnu::noinline]] void observe_segment(packet_info* pinfo, const Addrs& a, const TcpHeader& h,
                                                   StreamId stream) {
     try {
-        Segment s;
-        s.stream = stream;
-        s.src = Endpoint{a.family == 4 ? Addr::v4(a.src) : Addr::v6(a.src), h.sport};
-        s.dst = Endpoint{a.family == 4 ? Addr::v4(a.dst) : Addr::v6(a.dst), h.dport};
-        s.frame = pinfo->num;
-        s.time = static_cast<double>(pinfo->abs_ts.secs) + pinfo->abs_ts.nsecs / 1e9;
+        Segment s = segment_of(pinfo, a, h.sport, h.dport, stream);
         s.seq = h.seq;
         s.flags = h.flags;
         s.data = h.len ? h.payload : nullptr;
@@ -203,12 +210,7 @@ void decrypted_record(void* ctx, const std::uint8_t* data, std::size_t len, std:
     auto& c = *static_cast<Decrypted*>(ctx);
     if (!stream_of(c)) return;
     try {
-        Segment s;
-        s.stream = c.stream;
-        s.src = Endpoint{c.a.family == 4 ? Addr::v4(c.a.src) : Addr::v6(c.a.src), c.sport};
-        s.dst = Endpoint{c.a.family == 4 ? Addr::v4(c.a.dst) : Addr::v6(c.a.dst), c.dport};
-        s.frame = c.pinfo->num;
-        s.time = static_cast<double>(c.pinfo->abs_ts.secs) + c.pinfo->abs_ts.nsecs / 1e9;
+        Segment s = segment_of(c.pinfo, c.a, c.sport, c.dport, c.stream);
         s.seq = seq;
         s.data = data;
         s.len = len;

@@ -91,6 +91,7 @@ struct Stream {
     Endpoint client;
     Endpoint server;
     std::uint32_t next[2] = {0, 0};  // next sequence number: 0 client, 1 server
+    std::uint32_t plain[2] = {0, 0}; // next decrypted-TLS offset, the same way
 };
 
 }  // namespace
@@ -161,7 +162,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
     std::size_t ops = 0;
     while (fdp.remaining_bytes() > 0 && ++ops < 2000) {
-        const int op = fdp.ConsumeIntegralInRange<int>(0, 10);
+        const int op = fdp.ConsumeIntegralInRange<int>(0, 11);
         // Stream ids up to 63: beyond max_streams when that cap is small.
         StreamId sid = fdp.ConsumeIntegralInRange<StreamId>(0, 63);
         Stream& st = streams[sid];
@@ -244,6 +245,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 int t = fdp.ConsumeIntegralInRange<int>(-1, 1000);
                 now += t < 0 ? -0.5 : t == 1000 ? 40.0 : t * 0.001;
                 frame += fdp.ConsumeIntegralInRange<FrameNum>(0, 3);  // frames of other protocols
+                break;
+            }
+            case 11: {  // a decrypted TLS record of the frame just seen (HTTPS proxy), in order or not
+                const std::string& p = payload();
+                std::uint32_t& off = st.plain[from_client ? 0 : 1];
+                s.seq = fdp.ConsumeBool() ? off : fdp.ConsumeIntegral<std::uint32_t>();
+                s.data = reinterpret_cast<const std::uint8_t*>(p.data());
+                s.len = p.size();
+                s.frame = frame;
+                s.time = now;
+                off += static_cast<std::uint32_t>(p.size());
+                corr.on_decrypted(s);
                 break;
             }
             case 10: {  // any control segment (SYN, SYN-ACK, FIN, RST, ACK, combinations)

@@ -237,7 +237,7 @@ def correlator_seed(segs):
                 if t["stream"] == sid:
                     key = (t["src"], t["sport"])
                     isn.setdefault(key, t["seq"])
-            w.int_range(0, 10, 0)
+            w.int_range(0, 11, 0)
             w.int_range(0, 63, sid)
             corr_endpoint(w, *client)
             corr_endpoint(w, *server)
@@ -252,7 +252,7 @@ def correlator_seed(segs):
             ms = int(round((s["time"] - last_time) * 1000))
             while ms > 0:
                 step = min(ms, 999)
-                w.int_range(0, 10, 9)
+                w.int_range(0, 11, 9)
                 w.int_range(0, 63, sid)
                 w.boolean(from_client)
                 w.int_range(-1, 1000, step)
@@ -262,7 +262,7 @@ def correlator_seed(segs):
         key = (sid, from_client)
         p = s["payload"]
         if not p:
-            w.int_range(0, 10, 10)
+            w.int_range(0, 11, 10)
             w.int_range(0, 63, sid)
             w.boolean(from_client)
             w.u8(s["flags"] & 0x1F)
@@ -272,7 +272,7 @@ def correlator_seed(segs):
         if s["seq"] != next_seq[key]:
             continue  # retransmission: the target makes its own
         for c in chunks(p, 599):
-            w.int_range(0, 10, 1)
+            w.int_range(0, 11, 1)
             w.int_range(0, 63, sid)
             w.boolean(from_client)
             w.int_range(0, 3, 0)  # payload from the input

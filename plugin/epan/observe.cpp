@@ -194,9 +194,8 @@ bool stream_of(Decrypted& c) {
     if (c.looked_up) return c.known;
     c.looked_up = true;
     const StreamCache::Key key = StreamCache::key(c.a.family, c.a.src, c.sport, c.a.dst, c.dport);
-    const std::uint32_t entry = streams->lookup(key);
-    if (entry != StreamCache::kMiss) {
-        c.stream = entry & ~StreamCache::kAtSyn;
+    if (const auto known = streams->find(key)) {
+        c.stream = *known;
         return c.known = true;
     }
     TcpHeader h{};

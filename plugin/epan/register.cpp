@@ -114,8 +114,10 @@ inline void drop_empty_field_index(proto_tree* tree) {
 // the newest note) is a few lines of code in .text.hot.
 [[gnu::hot]] int dissect(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, void*) {
     if (!file_enabled) return 0;
-    // Decrypted TLS adds a data source; most frames have only their own.
-    if (__builtin_expect(pinfo->data_src && pinfo->data_src->next, 0)) observe_decrypted(pinfo);
+    // Decrypted TLS adds a data source; most frames have only their own,
+    // and only the first pass feeds the engine.
+    if (__builtin_expect(pinfo->data_src && pinfo->data_src->next, 0) && !PINFO_FD_VISITED(pinfo))
+        observe_decrypted(pinfo);
     if (__builtin_expect(!engine->past_notes(pinfo->num) || pinfo->num == engine->notes_overflow_frame(), 0))
         return dissect_noted(tvb, pinfo, tree);
     if (tree) drop_empty_field_index(tree);

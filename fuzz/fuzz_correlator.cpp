@@ -7,6 +7,8 @@
 // stream-index, DNS and candidate caps and the eviction paths all fire.
 // Afterwards every frame's note and view is built and read, as the renderer
 // does on tshark's second pass.
+#include <cstdio>
+#include <cstdlib>
 #include <fuzzer/FuzzedDataProvider.h>
 
 #include <array>
@@ -126,10 +128,30 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FrameNum frame = 0;
     double now = 1000.0;
 
+    // What a single pass shows of each frame right after it (finality.cpp),
+    // checked against the complete view at the end.
+    struct OnePass {
+        FrameNum frame;
+        bool provisional;
+        Pairing pairing;
+        StreamId tunnel;
+        std::uint32_t relay;
+    };
+    std::vector<OnePass> one_pass;
+    View single;
+    auto look = [&](FrameNum f) {
+        const FrameNote* n = corr.note(f);
+        if (!n) return;
+        corr.view_into(*n, single, false);
+        if (single.suspect && one_pass.size() < 4096)
+            one_pass.push_back({f, single.provisional, single.pairing, single.proxy->stream,
+                                single.relay ? single.relay->stream : kNone});
+    };
     auto emit = [&](Segment s) {
         s.frame = ++frame;
         s.time = now;
         corr.on_segment(s);
+        look(s.frame);
         if (s.len > 0 && sent.size() < 256) sent.push_back(s);
     };
     auto payload = [&]() -> std::string& {
@@ -238,7 +260,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 std::vector<Addr> as;
                 int k = fdp.ConsumeIntegralInRange<int>(0, 3);
                 while (k-- > 0) as.push_back(addrs[fdp.ConsumeIntegralInRange<std::size_t>(0, addrs.size() - 1)]);
-                corr.on_dns(names[fdp.ConsumeIntegralInRange<std::size_t>(0, std::size(names) - 1)], as);
+                corr.on_dns(names[fdp.ConsumeIntegralInRange<std::size_t>(0, std::size(names) - 1)], as, ++frame);
+                look(frame);
                 break;
             }
             case 9: {  // time moves on by milliseconds, 40 s, or (rarely) back: capture clocks do that
@@ -269,9 +292,37 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         }
     }
 
+    // A single pass never told what the complete view contradicts.
+    for (const OnePass& o : one_pass) {
+        const FrameNote* n = corr.note(o.frame);
+        if (!n) std::abort();
+        View all = corr.view(*n);
+        if (!all.suspect || all.proxy->stream != o.tunnel) {
+            if (getenv("FUZZ_DEBUG"))
+                fprintf(stderr, "frame %u: one pass marks tunnel %u, complete view %s\n", o.frame, o.tunnel,
+                        all.suspect ? "names another tunnel" : "marks nothing");
+            std::abort();
+        }
+        if (!o.provisional && (all.pairing != o.pairing || (all.relay ? all.relay->stream : kNone) != o.relay)) {
+            if (getenv("FUZZ_DEBUG"))
+                fprintf(stderr, "frame %u tunnel %u: one pass %s relay %u, complete %s relay %u leg %s\n", o.frame,
+                        o.tunnel, pairing_name(o.pairing), o.relay, pairing_name(all.pairing),
+                        all.relay ? all.relay->stream : kNone, all.leg);
+            std::abort();
+        }
+    }
+
     // Second pass: every frame's note and view, read like the renderer does.
     View reuse;
     volatile std::size_t sink = 0;
+    for (FrameNum f = 0; f <= frame + 1; ++f) {
+        if (corr.note(f)) continue;
+        const std::uint32_t leg = corr.frame_flow(f);
+        if (leg == kNone) continue;
+        if (leg >= corr.flow_count()) std::abort();
+        corr.view_into(FrameNote{f, leg, 0}, reuse);
+        sink = sink + reuse.streams.size();
+    }
     for (FrameNum f = 0; f <= frame + 1; ++f) {
         const FrameNote* n = corr.note(f);
         if (!n) continue;

@@ -38,6 +38,8 @@ for t in $targets; do
     log="$build/fuzz_$t.log"
     seeds=()
     [ -d "fuzz/corpus/$t" ] && seeds=("fuzz/corpus/$t")
+    # Inputs that once failed, kept apart: make-seeds.py rewrites corpus/.
+    [ -d "fuzz/regressions/$t" ] && seeds+=("fuzz/regressions/$t")
     echo "== fuzz_$t: ${secs}s"
     set +e
     "$bin" -max_total_time="$secs" -rss_limit_mb="$rss" -timeout=10 -print_final_stats=1 \

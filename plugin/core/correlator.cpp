@@ -62,6 +62,7 @@ const char* pairing_name(Pairing p) {
         case Pairing::Unique: return "unique";
         case Pairing::Ambiguous: return "ambiguous";
         case Pairing::None: return "none";
+        case Pairing::Tentative: return "tentative";
     }
     return "?";
 }
@@ -82,8 +83,22 @@ bool Correlator::grow_slots(StreamId stream) {
     return true;
 }
 
+// The frame-to-stream map behind frame_flow, past its current end: bounded
+// like the frame notes.
+void Correlator::note_stream(FrameNum frame, StreamId stream) {
+    if (frame >= cfg_.max_frame_notes) return;
+    frame_stream_.resize(std::min<std::size_t>(cfg_.max_frame_notes,
+                                               std::max<std::size_t>(frame + 1, frame_stream_.size() * 2)));
+    frame_stream_[frame] = stream + 1;
+}
+
 void Correlator::on_segment(const Segment& seg) {
     ++counters_.segments;
+    if (seg.time > now_) now_ = seg.time;
+    if (seg.frame < frame_stream_.size())
+        frame_stream_[seg.frame] = seg.stream + 1;
+    else
+        note_stream(seg.frame, seg.stream);
     if (!grow_slots(seg.stream)) return;
     if (__builtin_expect(!decrypted_.empty(), 0)) {
         if (close_pending_ && close_.frame != seg.frame) flush_close();
@@ -113,8 +128,9 @@ void Correlator::prune_awaiting(std::vector<std::uint32_t>& list, const Segment&
     list.erase(std::remove_if(list.begin(), list.end(),
                               [&](std::uint32_t p) {
                                   const Flow* f = request_of(p);
-                                  return !f || f->benign || seg.time > f->request_time + cfg_.pair_window ||
-                                         (f->response_frame && seg.time > f->response_time + cfg_.slack);
+                                  const double t = std::max(seg.time, now_);  // see in_window
+                                  return !f || f->benign || t > f->request_time + cfg_.pair_window ||
+                                         (f->response_frame && t > f->response_time + cfg_.slack);
                               }),
                list.end());
 }
@@ -308,6 +324,10 @@ std::uint32_t Correlator::new_relay(const Segment& opening, bool forward, const 
     if (idx == kNone) return kNone;
     add_event(opening.frame, idx, kEvRelayFirst);
     link_candidates(idx, opening, proxies);
+    // A host-name target matched through the capture's DNS: that answer is
+    // evidence of the pairing.
+    for (std::uint32_t p : proxies)
+        if (!flows_[p].target_literal) dns_evidence(p, dns_frame_of(flows_[p].target_host, server.addr));
     return idx;
 }
 
@@ -401,6 +421,7 @@ std::uint32_t Correlator::new_flow(const Segment& seg, Role role, const Endpoint
     f.client = client;
     f.server = server;
     f.first_frame = seg.frame;
+    f.first_time = seg.time;
     f.live = std::make_unique<LiveState>();
     ++counters_.flows;
     ++live_count_;
@@ -829,6 +850,7 @@ void Correlator::set_request(std::uint32_t idx, Method m, std::string_view host,
     if (f.live && !is_socks(m)) f.live->server_phase = kStatus;
     // Only requests that can end in mail relay wait for a relay leg: proxied
     // web browsing (absolute URIs to other ports) must stay cheap.
+    if (mail && !f.target_literal) await_dns(idx);
     if (may_relay_mail(m, port)) {
         auto& list = awaiting_[port];
         if (list.empty() || list.back() != idx) list.push_back(idx);
@@ -845,6 +867,7 @@ void Correlator::set_target(Flow& f, std::string_view host, std::uint16_t port, 
     f.target_host = host;
     f.target_port = port;
     f.target_addr = Addr{};
+    f.resolved_addr = Addr{};
     if (literal)
         if (auto a = Addr::parse(host)) f.target_addr = *a;
     f.target_literal = literal && f.target_addr.valid();
@@ -890,6 +913,7 @@ void Correlator::tunnel_bytes(std::uint32_t idx, bool from_client, const std::ui
             return;
         }
         f.live->tunnel_started = true;
+        f.tunnel_data = true;
     }
     if (f.role == Role::Proxy && !f.mail_port) {
         if (!cfg_.content_detection) return;
@@ -960,23 +984,76 @@ void Correlator::mark_benign(std::uint32_t idx) {
     }
 }
 
-void Correlator::on_dns(std::string_view name, const std::vector<Addr>& addrs) {
+void Correlator::on_dns(std::string_view name, const std::vector<Addr>& addrs, FrameNum frame) {
     std::string key = dns_key(name);
     if (key.empty() || addrs.empty()) return;
     auto it = dns_.find(key);
     if (it == dns_.end()) {
         if (dns_.size() >= cfg_.max_dns_names) return;
-        it = dns_.emplace(std::move(key), std::vector<Addr>{}).first;
+        it = dns_.emplace(key, DnsName{}).first;
     }
+    DnsName& d = it->second;
     for (const Addr& a : addrs) {
-        if (it->second.size() >= 16) break;
-        if (std::find(it->second.begin(), it->second.end(), a) == it->second.end()) it->second.push_back(a);
+        if (d.addrs.size() >= 16) break;
+        if (std::find(d.addrs.begin(), d.addrs.end(), a) == d.addrs.end()) {
+            d.addrs.push_back(a);
+            d.frames.push_back(frame);
+        }
+    }
+    // Requests that waited for this name: their target's address, and its evidence.
+    if (auto w = dns_wait_.find(key); w != dns_wait_.end()) {
+        const std::vector<std::uint32_t> waiting = std::move(w->second);
+        dns_wait_.erase(w);
+        for (std::uint32_t idx : waiting) {
+            Flow& f = flows_[idx];
+            if (f.target_literal || f.resolved_addr.valid() || dns_key(f.target_host) != key) continue;
+            f.resolved_addr = d.addrs.front();
+            dns_evidence(idx, d.frames.front());
+        }
     }
 }
 
 const std::vector<Addr>* Correlator::resolve(const std::string& host) const {
     auto it = dns_.find(dns_key(host));
-    return it == dns_.end() ? nullptr : &it->second;
+    return it == dns_.end() ? nullptr : &it->second.addrs;
+}
+
+FrameNum Correlator::dns_frame_of(const std::string& host, const Addr& addr) const {
+    auto it = dns_.find(dns_key(host));
+    if (it == dns_.end()) return 0;
+    const DnsName& d = it->second;
+    for (std::size_t i = 0; i < d.addrs.size(); ++i)
+        if (d.addrs[i] == addr) return d.frames[i];
+    return 0;
+}
+
+// The answer's frame joins the incident of this proxy leg (the first such
+// leg keeps it: a frame names one incident).
+void Correlator::dns_evidence(std::uint32_t proxy, FrameNum frame) {
+    if (!frame) return;
+    Flow& f = flows_[proxy];
+    if (!f.dns_frame || frame < f.dns_frame) f.dns_frame = frame;
+    add_event(frame, proxy, kEvDns);
+}
+
+// A mail-port request for a host name: its address is the capture's first
+// answer for it, now or when one comes (bounded like the DNS table).
+void Correlator::await_dns(std::uint32_t idx) {
+    Flow& f = flows_[idx];
+    if (f.resolved_addr.valid()) return;
+    const std::string key = dns_key(f.target_host);
+    if (key.empty()) return;
+    if (auto it = dns_.find(key); it != dns_.end()) {
+        f.resolved_addr = it->second.addrs.front();
+        dns_evidence(idx, it->second.frames.front());
+        return;
+    }
+    auto w = dns_wait_.find(key);
+    if (w == dns_wait_.end()) {
+        if (dns_wait_.size() >= cfg_.max_dns_names) return;
+        w = dns_wait_.emplace(key, std::vector<std::uint32_t>{}).first;
+    }
+    if (w->second.size() < cfg_.max_candidates) w->second.push_back(idx);
 }
 
 }  // namespace soh

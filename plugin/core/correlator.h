@@ -66,6 +66,7 @@ enum Event : std::uint16_t {
     kEvMalformed = 1u << 9,   // request line is not well-formed HTTP
     kEvCandidatesCapped = 1u << 10,
     kEvServerDropped = 1u << 11,  // a relay's mail server hung up after rejecting the HTTP lines
+    kEvDns = 1u << 12,            // a DNS answer that resolved the target (a UDP frame, no leg)
 };
 
 struct FrameNote {
@@ -74,13 +75,26 @@ struct FrameNote {
     std::uint16_t events = 0;
 };
 
-enum class Pairing : std::uint8_t { Unique, Ambiguous, None };
+// Tentative: a single pass, before the pairing is final (finality.cpp).
+enum class Pairing : std::uint8_t { Unique, Ambiguous, None, Tentative };
 const char* pairing_name(Pairing p);
 
 // The incident a frame belongs to, as the renderer needs it.
 struct View {
     bool suspect = false;
-    const char* leg = "";           // "tunnel", "relay" or "attempt"
+    const char* leg = "";           // "tunnel", "relay", "hop", "attempt" or "dns"
+    // A single pass, before nothing later can change the incident: only
+    // what is already certain is set (status_known: leg, request and
+    // answer), pairing is Tentative with the candidates so far, and there
+    // is no relay, envelope, outcome, chain or filter.
+    bool provisional = false;
+    bool status_known = true;
+    Status status = Status::NoResponse;  // the proxy's answer, as outcome.cpp reads it
+    Outcome outcome = Outcome::Unknown;
+    // The incident's streams (every leg, ambiguous candidates included) and
+    // the DNS answers it rests on: the display filter that isolates it.
+    std::vector<StreamId> streams;
+    std::vector<FrameNum> dns_frames;
     const Flow* proxy = nullptr;    // the proxy leg (null for an ambiguous relay)
     const Flow* relay = nullptr;    // the paired relay leg (null when unpaired)
     const Flow* self = nullptr;     // the flow the frame is in
@@ -101,6 +115,18 @@ struct View {
     // Absolute-URI relay: how the mail server took the HTTP lines
     // ("rejected-lines", "dropped", "none"); null otherwise.
     const char* reaction = nullptr;
+};
+
+// Why one relay candidate of a proxy leg was kept or ruled out (pairing.cpp).
+struct CandidateEvidence {
+    StreamId stream = 0;
+    Endpoint server;
+    bool kept = false;
+    const char* address = "";  // how its address matched the request
+    std::int64_t after_ms = 0;  // its first frame, after the request (negative: before, within the slack)
+    std::uint32_t lines = 0;    // lines found equal on both legs
+    const char* reason = "";    // why it was ruled out, or what keeps it from being the only one
+    StreamId owner_stream = 0;  // the tunnel that took it, when reason says so
 };
 
 // How a relay leg's mail server reacted to an absolute-URI request.
@@ -133,6 +159,10 @@ public:
     // Inline, only the test most frames stop at; the rest is out of line
     // (empty_segment), so that the per-frame code stays short.
     bool fast_path(StreamId stream, std::size_t len, std::uint16_t flags, FrameNum frame) {
+        if (__builtin_expect(frame < frame_stream_.size(), 1))
+            frame_stream_[frame] = stream + 1;
+        else
+            note_stream(frame, stream);
         if (stream >= slots_.size()) return false;
         const std::uint32_t slot = slots_[stream];
         if (slot == kSlotIgnored) return true;
@@ -147,8 +177,8 @@ public:
     // A stream already tracked from its own bytes keeps them: TLS inside a
     // tunnel stays opaque.
     void on_decrypted(const Segment& seg);
-    // A DNS answer: name (any case, optional trailing dot) resolves to addrs.
-    void on_dns(std::string_view name, const std::vector<Addr>& addrs);
+    // A DNS answer in `frame`: name (any case, optional trailing dot) resolves to addrs.
+    void on_dns(std::string_view name, const std::vector<Addr>& addrs, FrameNum frame = 0);
 
     // Every pass asks frame after frame, so the answer is almost always at
     // the position where the previous search ended: that is checked inline
@@ -167,10 +197,27 @@ public:
     // Whether no frame from this one on has a note yet: on the first pass,
     // most frames.
     bool past_notes(FrameNum frame) const { return frame > last_noted_; }
-    View view(const FrameNote& note) const;
+    // complete: the whole capture was observed (tshark -2's second pass, the
+    // GUI after loading): the final state. Otherwise the state as of the
+    // newest frame observed, of which only what is final is told.
+    View view(const FrameNote& note, bool complete = true) const;
     // Same, reusing the caller's View (no allocation once its vectors have grown).
-    void view_into(const FrameNote& note, View& out) const;
+    void view_into(const FrameNote& note, View& out, bool complete = true) const;
+    // The tracked connection a frame's TCP segment belonged to (kNone: none),
+    // for frames without a note: the handshake before a proxy request, and
+    // segments taken while the stream looked of no interest. Complete legs.
+    std::uint32_t frame_flow(FrameNum frame) const {
+        if (frame >= frame_stream_.size() || frame_stream_[frame] == 0) return kNone;
+        const StreamId s = frame_stream_[frame] - 1;
+        const std::uint32_t slot = s < slots_.size() ? slots_[s] : kSlotUnseen;
+        return slot >= kSlotBase && slot != kSlotHandled ? slot - kSlotBase : kNone;
+    }
+    // The single-pass frame at which an incident (its proxy leg) became
+    // final, once view_into found it so; 0 before.
+    FrameNum final_frame(const Flow& proxy) const { return proxy.final_frame; }
     const Flow& flow(std::uint32_t idx) const { return flows_[idx]; }
+    // The evidence for proxy.links[i], as the final state has it.
+    CandidateEvidence evidence(const Flow& proxy, std::size_t i) const;
     std::size_t flow_count() const { return flows_.size(); }
     const Counters& counters() const { return counters_; }
     const Config& config() const { return cfg_; }
@@ -195,6 +242,7 @@ private:
 
     // on_segment past the stream checks.
     void dispatch(const Segment& seg);
+    void note_stream(FrameNum frame, StreamId stream);
     bool grow_slots(StreamId stream);
     // Decrypted streams (decrypted_stream.cpp).
     void ciphertext(const Segment& seg);
@@ -281,9 +329,26 @@ private:
     // budget; leaves work empty.
     void settle(std::vector<std::uint32_t>& work);
     const std::vector<Addr>* resolve(const std::string& host) const;
+    // DNS evidence: the answer that gave `addr` for `host` (0: none), and
+    // marking it on a proxy leg's incident.
+    FrameNum dns_frame_of(const std::string& host, const Addr& addr) const;
+    void dns_evidence(std::uint32_t proxy, FrameNum frame);
+    void await_dns(std::uint32_t idx);
+
+    // What a single pass may state (finality.cpp).
+    bool window_over(const Flow& proxy) const;
+    bool pending_refs(std::uint32_t proxy_idx) const;
+    bool proxy_final(std::uint32_t idx, int depth) const;
+    bool component_final(std::uint32_t idx) const;
+    bool incident_final(const View& v, FrameNum frame) const;
+    void make_provisional(View& v) const;
+    // Outcome and the proxy's status as an incident states them (outcome.cpp).
+    void judge(View& v) const;
+    void incident_streams(View& v) const;
 
     // Read for every frame (fast_path, note): first, so they share a cache line.
     std::vector<std::uint32_t> slots_;  // per tcp.stream: kSlot* or kSlotBase + flow
+    std::vector<StreamId> frame_stream_;  // per frame: tcp.stream + 1 of its segment, 0 for none
     std::vector<FrameNote> notes_;
     mutable std::size_t note_hint_ = 0;  // where note() expects the next frame
     FrameNum last_noted_ = 0;            // notes_.back().frame, 0 when empty
@@ -298,7 +363,15 @@ private:
     // Proxy legs asked for a mail server, by the proxy's address: a new
     // connection from there may be the proxy passing the request upstream.
     std::unordered_map<Addr, std::vector<std::uint32_t>, AddrHash> awaiting_hop_;
-    std::unordered_map<std::string, std::vector<Addr>> dns_;
+    struct DnsName {
+        std::vector<Addr> addrs;
+        std::vector<FrameNum> frames;  // the answer that first gave each address
+    };
+    std::unordered_map<std::string, DnsName> dns_;
+    // Mail-port requests for a host name the capture has not resolved yet,
+    // by name: the answer that comes is their evidence.
+    std::unordered_map<std::string, std::vector<std::uint32_t>> dns_wait_;
+    double now_ = 0;  // newest time observed (capture times may go backwards)
     // Streams whose handshake we saw but whose first data is not classified
     // yet: where their data starts, and segments that arrived early.
     struct HeldSegment {

@@ -31,6 +31,18 @@ inline bool relays_verbatim(Method m) { return m == Method::Connect || is_socks(
 enum class Status : std::uint8_t { NoResponse, Established, Refused };
 const char* status_name(Status s);
 
+// What the mail server did with what the proxy relayed (outcome.cpp).
+enum class Outcome : std::uint8_t {
+    MessagesAccepted,    // at least one message accepted for delivery
+    RecipientsAccepted,  // recipients accepted, no message completed
+    Rejected,            // recipients or messages offered, none accepted
+    NoMail,              // the mail server answered; nothing was offered to it
+    Dropped,             // it hung up on the HTTP lines of an absolute-URI relay
+    NotReached,          // the relay leg got no answer from a mail server
+    Unknown,             // no leg shows the mail server's answers
+};
+const char* outcome_name(Outcome o);
+
 // A request that asked a proxy to reach the next proxy of a chain the client
 // builds itself (its tunnel then carried the next request).
 struct Hop {
@@ -67,6 +79,7 @@ struct Flow {
     Endpoint client;  // the side that opened the connection / sent the request
     Endpoint server;
     FrameNum first_frame = 0;
+    double first_time = 0;
     FrameNum last_frame = 0;
 
     // Proxy leg: the request and its outcome. In a chain the client builds,
@@ -77,6 +90,10 @@ struct Flow {
     std::uint16_t target_port = 0;
     bool target_literal = false;
     Addr target_addr;  // the literal target, parsed once
+    // A host-name target's address from the capture's DNS, and the answer's
+    // frame (evidence an export must keep: it shows as leg "dns").
+    Addr resolved_addr;
+    FrameNum dns_frame = 0;
     bool mail_port = false;
     bool proxy_auth = false;   // the request carried credentials for the proxy
     bool malformed = false;    // the request line was not well-formed HTTP
@@ -88,6 +105,7 @@ struct Flow {
     Status status = Status::NoResponse;
     std::uint16_t status_code = 0;
     bool benign = false;  // decided: not SMTP, target not a mail port
+    bool tunnel_data = false;  // bytes went through the tunnel: no request can follow
     std::vector<Link> links;
     std::uint32_t paired = kNone;  // relay flow index when unique
     bool candidates_capped = false;
@@ -108,6 +126,11 @@ struct Flow {
 
     std::unique_ptr<SmtpSession> smtp;
     std::unique_ptr<LiveState> live;
+
+    // Single pass (finality.cpp): set once nothing later in the capture can
+    // change this proxy leg's incident, and the frame where that was found.
+    mutable bool final = false;
+    mutable FrameNum final_frame = 0;
 
     // How the client first asked: the outermost request of a chain it builds.
     Method first_method() const { return via.empty() ? method : via.front().method; }

@@ -18,11 +18,16 @@
 #include "correlator.h"
 
 namespace soh {
+// Capture time as the engine has seen it, never going back: a segment
+// stamped earlier than one already seen (clocks of merged captures, NIC
+// queues) is judged at the newest time seen, so that a window, once over,
+// stays over (what a single pass relies on, finality.cpp).
 bool Correlator::in_window(const Flow& p, const Segment& seg) const {
     if (p.role != Role::Proxy || p.benign || !p.request_frame || p.stream == seg.stream) return false;
-    if (seg.time < p.request_time - cfg_.slack) return false;
-    if (seg.time > p.request_time + cfg_.pair_window) return false;
-    return !(p.response_frame && seg.time > p.response_time + cfg_.slack);
+    const double t = std::max(seg.time, now_);
+    if (t < p.request_time - cfg_.slack) return false;
+    if (t > p.request_time + cfg_.pair_window) return false;
+    return !(p.response_frame && t > p.response_time + cfg_.slack);
 }
 
 bool Correlator::may_be_relay(const Flow& p, const Segment& seg, std::uint16_t port, bool forward) const {
@@ -156,10 +161,41 @@ void Correlator::settle(std::vector<std::uint32_t>& work) {
     work.clear();  // what the budget left
 }
 
-View Correlator::view(const FrameNote& n) const {
+View Correlator::view(const FrameNote& n, bool complete) const {
     View v;
-    view_into(n, v);
+    view_into(n, v, complete);
     return v;
+}
+
+CandidateEvidence Correlator::evidence(const Flow& p, std::size_t i) const {
+    CandidateEvidence e;
+    const Link& l = p.links[i];
+    const Flow& r = flows_[l.relay];
+    const auto idx = static_cast<std::uint32_t>(&p - flows_.data());
+    e.stream = r.stream;
+    e.server = r.server;
+    e.lines = l.matched;
+    e.after_ms = static_cast<std::int64_t>((r.first_time - p.request_time) * 1000.0);
+    if (r.role == Role::Proxy || r.hop_only)
+        e.address = "from the proxy's address: the next proxy of a chain";
+    else if (p.target_literal)
+        e.address = "the requested address";
+    else if (dns_frame_of(p.target_host, r.server.addr))
+        e.address = "an address the capture's DNS gave for the name";
+    else
+        e.address = "from the proxy's address; the name was not resolved in the capture";
+    e.kept = survives(idx, l, has_content(p));
+    if (l.mismatch) {
+        e.reason = "lines differ, or come in another order, on the two legs";
+    } else if (r.owner != kNone && r.owner != idx) {
+        e.reason = "taken by another tunnel, whose only candidate it is";
+        e.owner_stream = flows_[r.owner].stream;
+    } else if (!e.kept) {
+        e.reason = "closed without any of the tunnel's lines";
+    } else if (p.paired != l.relay) {
+        e.reason = "other candidates stand too";
+    }
+    return e;
 }
 
 std::uint32_t Correlator::chain_head(std::uint32_t idx) const {
@@ -179,8 +215,14 @@ const char* relay_reaction(const Flow& relay) {
     return "none";
 }
 
-void Correlator::view_into(const FrameNote& n, View& v) const {
+void Correlator::view_into(const FrameNote& n, View& v, bool complete) const {
     v.suspect = false;
+    v.provisional = false;
+    v.status_known = true;
+    v.status = Status::NoResponse;
+    v.outcome = Outcome::Unknown;
+    v.streams.clear();
+    v.dns_frames.clear();
     v.leg = "";
     v.proxy = v.relay = v.self = v.last_proxy = nullptr;
     v.pairing = Pairing::None;
@@ -201,9 +243,11 @@ void Correlator::view_into(const FrameNote& n, View& v) const {
         v.leg = f.role == Role::Proxy ? "hop" : "relay";
         v.proxy = &flows_[head];
     } else if (f.role == Role::Proxy) {
-        if (!f.suspect_proxy() || n.frame < f.request_frame) return;
+        // The whole connection once the capture is complete (its handshake
+        // too); as frames go by, from the request that made it suspect.
+        if (!f.suspect_proxy() || (!complete && n.frame < f.request_frame)) return;
         v.suspect = true;
-        v.leg = f.status == Status::Refused ? "attempt" : "tunnel";
+        v.leg = (n.events & kEvDns) ? "dns" : "tunnel";  // "attempt": judge()
         v.proxy = &f;
     } else {
         for (std::size_t i = 0; i < f.tunnels.size(); ++i) {
@@ -275,15 +319,13 @@ void Correlator::view_into(const FrameNote& n, View& v) const {
         v.smtp = v.proxy->smtp.get();
     else if (v.relay && v.relay->smtp)
         v.smtp = v.relay->smtp.get();
-    if (v.relay) {
+    if (v.relay)
         v.target_addr = v.relay->server.addr;
-    } else if (v.proxy) {
-        if (v.proxy->target_literal) {
-            v.target_addr = v.proxy->target_addr;
-        } else if (const auto* addrs = resolve(v.proxy->target_host)) {
-            if (!addrs->empty()) v.target_addr = addrs->front();
-        }
-    }
+    else
+        v.target_addr = v.proxy->target_literal ? v.proxy->target_addr : v.proxy->resolved_addr;
+    judge(v);
+    incident_streams(v);
+    if (!complete && !incident_final(v, n.frame)) make_provisional(v);
 }
 
 }  // namespace soh

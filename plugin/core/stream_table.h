@@ -72,6 +72,15 @@ public:
     std::size_t size() const { return size_; }
     std::size_t capacity() const { return slots_.size(); }
 
+    // Calls fn(stream, value) for every held stream; stops when fn returns true.
+    template <class F>
+    bool any(F&& fn) const {
+        if (size_ == 0) return false;
+        for (const Slot& e : slots_)
+            if (e.value && fn(e.stream, *e.value)) return true;
+        return false;
+    }
+
 private:
     static constexpr std::size_t kFirst = 64;
 

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -39,11 +40,21 @@ public:
         seg.time = now_;
         now_ += step_;
         if (!(fast_path && corr_.fast_path(seg.stream, seg.len, seg.flags, seg.frame))) corr_.on_segment(seg);
+        if (after_feed) after_feed(seg.frame);
         return seg.frame;
     }
     bool fast_path = false;
+    // Called with each frame once it was fed: what a single pass would
+    // render for it then.
+    std::function<void(FrameNum)> after_feed;
 
-    void dns(std::string_view name, const std::vector<Addr>& addrs) { corr_.on_dns(name, addrs); }
+    // A DNS answer in a frame of its own.
+    FrameNum dns(std::string_view name, const std::vector<Addr>& addrs) {
+        const FrameNum f = next_frame_++;
+        corr_.on_dns(name, addrs, f);
+        if (after_feed) after_feed(f);
+        return f;
+    }
     void advance(double seconds) { now_ += seconds; }
     double now() const { return now_; }
     FrameNum last_frame() const { return next_frame_ - 1; }

@@ -60,8 +60,12 @@ with tshark_env.TsharkEnv(plugin) as env:
 proto = [l.split("\t") for l in protocols.splitlines() if l.split("\t")[2:3] == [PROTO]]
 rows = [l.split("\t") for l in fields.splitlines()]
 ours = [r for r in rows if r[0] == "F" and len(r) > 4 and r[4] == PROTO]
-value_fields = [r for r in ours if r[3] not in ("FT_NONE", "FT_PROTOCOL")]
-expert = [r for r in ours if r[3] == "FT_NONE"]
+# Expert items are listed as FT_NONE fields without a description; an FT_NONE
+# field with one is text in the tree (no value).
+def is_expert(r):
+    return r[3] == "FT_NONE" and (len(r) < 8 or r[7] == "")
+value_fields = [r for r in ours if r[3] != "FT_PROTOCOL" and not is_expert(r)]
+expert = [r for r in ours if is_expert(r)]
 vals = [l.split("\t") for l in values.splitlines()]
 vals = [v for v in vals if len(v) > 1 and v[1].startswith(PROTO + ".")]
 

@@ -22,6 +22,7 @@ struct Fields {
     int mail_from_count = -1, rcpt_accepted = -1, starttls = -1, auth = -1, greeting = -1;
     int proxy_auth = -1, malformed = -1, line = -1;
     int chain_length = -1, chain_proxy = -1, chain_method = -1, chain_stream = -1, reaction = -1;
+    int outcome = -1, filter = -1, evidence = -1;
 };
 
 struct Experts {
@@ -38,6 +39,7 @@ struct Experts {
     expert_field table_full = EI_INIT;
     expert_field chained = EI_INIT;
     expert_field server_dropped = EI_INIT;
+    expert_field mail_accepted = EI_INIT;
 };
 
 // Other protocols and taps the glue refers to.
@@ -51,6 +53,7 @@ extern Experts ei;
 extern Wanted wanted;
 extern int ett_soh;
 extern int ett_envelope;
+extern int ett_evidence;
 extern Correlator* engine;    // one per capture file, between init and cleanup
 extern StreamCache* streams;  // likewise
 extern bool file_enabled;     // both exist and the protocol is enabled (init_file)
@@ -61,6 +64,7 @@ bool subtree_referenced();
 // What feeds the engine is in observe.h.
 // Adds our subtree, expert items and Info tag for this frame, from its note
 // (null: the frame has none, but may carry the notes-overflow item).
-void render(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, const FrameNote* n);
+// complete: a later pass, after the whole capture was observed.
+void render(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, const FrameNote* n, bool complete);
 
 }  // namespace soh::glue

@@ -172,7 +172,7 @@ int dns_shim(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, void* data) {
         const std::uint8_t* d = bytes_of(tvb, &captured, &reported);
         try {
             if (auto dns = parse_dns_response(d, captured < reported ? captured : reported))
-                engine->on_dns(dns->name, dns->addrs);
+                engine->on_dns(dns->name, dns->addrs, pinfo->num);
         } catch (...) {
         }
     }

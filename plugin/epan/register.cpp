@@ -26,6 +26,7 @@ Experts ei;
 Wanted wanted;
 int ett_soh = -1;
 int ett_envelope = -1;
+int ett_evidence = -1;
 Correlator* engine = nullptr;
 StreamCache* streams = nullptr;
 bool file_enabled = false;
@@ -96,15 +97,25 @@ inline void drop_empty_field_index(proto_tree* tree) {
 }
 
 // A frame that may have a note: any frame of a later pass, few of the first.
+// On a later pass the capture is complete: a frame without a note that
+// belongs to a leg (its handshake before the request, a segment taken while
+// the stream looked of no interest) is shown as part of it.
 [[gnu::noinline]] int dissect_noted(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree) {
+    const bool complete = PINFO_FD_VISITED(pinfo);
     const FrameNote* n = engine->note(pinfo->num);
+    FrameNote leg_frame;
+    if (!n && complete) {
+        leg_frame.frame = pinfo->num;
+        leg_frame.flow = engine->frame_flow(pinfo->num);
+        if (leg_frame.flow != kNone) n = &leg_frame;
+    }
     if (!n && pinfo->num != engine->notes_overflow_frame()) {
         if (tree) drop_empty_field_index(tree);
         return 0;
     }
     const char* saved = pinfo->current_proto;
     pinfo->current_proto = "SMTP-over-HTTP";  // names us in expert items and errors
-    render(tvb, pinfo, tree, n);
+    render(tvb, pinfo, tree, n, complete);
     pinfo->current_proto = saved;
     return 0;
 }
@@ -116,9 +127,10 @@ inline void drop_empty_field_index(proto_tree* tree) {
     if (!file_enabled) return 0;
     // Decrypted TLS adds a data source; most frames have only their own,
     // and only the first pass feeds the engine.
-    if (__builtin_expect(pinfo->data_src && pinfo->data_src->next, 0) && !PINFO_FD_VISITED(pinfo))
-        observe_decrypted(pinfo);
-    if (__builtin_expect(!engine->past_notes(pinfo->num) || pinfo->num == engine->notes_overflow_frame(), 0))
+    const bool visited = PINFO_FD_VISITED(pinfo);
+    if (__builtin_expect(pinfo->data_src && pinfo->data_src->next, 0) && !visited) observe_decrypted(pinfo);
+    if (__builtin_expect(!engine->past_notes(pinfo->num) || pinfo->num == engine->notes_overflow_frame(), 0) ||
+        (visited && engine->frame_flow(pinfo->num) != kNone))
         return dissect_noted(tvb, pinfo, tree);
     if (tree) drop_empty_field_index(tree);
     return 0;
@@ -152,7 +164,8 @@ using namespace soh::glue;
 extern "C" void soh_register_protocol(void) {
     static hf_register_info fields[] = {
         STR(leg, "Leg", "leg",
-            "tunnel (client to proxy), hop (proxy to next proxy of a chain), relay (proxy to target) or attempt (refused request)"),
+            "tunnel (client to proxy), hop (proxy to next proxy of a chain), relay (proxy to target), "
+            "attempt (refused request) or dns (the DNS answer that resolved the target)"),
         STR(method, "Method", "method", "How the proxy was asked to connect: CONNECT, POST, SOCKS5, ..."),
         UINT(tunnel_stream, "Tunnel stream", "tunnel.stream", FT_UINT32, "tcp.stream of the client-to-proxy leg"),
         UINT(relay_stream, "Relay stream", "relay.stream", FT_UINT32, "tcp.stream of the paired proxy-to-target leg"),
@@ -167,10 +180,13 @@ extern "C" void soh_register_protocol(void) {
             "Target IPv4 address (literal, resolved through DNS in the capture, or seen on the relay leg)", HFILL } },
         { &hf.target_ipv6, { "Target address", "smtp-over-http.target.ipv6", FT_IPv6, BASE_NONE, NULL, 0x0,
             "Target IPv6 address (literal, resolved through DNS in the capture, or seen on the relay leg)", HFILL } },
-        STR(status, "Status", "status", "established, refused or no-response"),
+        STR(status, "Status", "status",
+            "established (the proxy connected: a 2xx answer, or the relay leg shows the mail server answering), "
+            "refused or no-response"),
         UINT(status_code, "Status code", "status_code", FT_UINT16, "HTTP status code, or SOCKS reply code"),
         BOOL(smtp, "SMTP inside", "smtp", "An SMTP dialogue was seen inside the tunnel"),
-        STR(pairing, "Pairing", "pairing", "unique, ambiguous or none"),
+        STR(pairing, "Pairing", "pairing",
+            "unique, ambiguous or none; tentative in a single pass until no later frame can change it"),
         UINT(relay_candidate, "Relay candidate", "relay.candidate", FT_UINT32, "Candidate relay stream when ambiguous"),
         UINT(tunnel_candidate, "Tunnel candidate", "tunnel.candidate", FT_UINT32, "Candidate tunnel stream when ambiguous"),
         STR(helo, "HELO", "smtp.helo", "EHLO/HELO argument"),
@@ -193,8 +209,15 @@ extern "C" void soh_register_protocol(void) {
         STR(reaction, "Mail server reaction", "relay.reaction",
             "Absolute-URI relay: rejected-lines (the mail server answered the HTTP lines with errors and read on), "
             "dropped (it hung up on them), none"),
+        STR(outcome, "Outcome", "outcome",
+            "What the mail server did: messages-accepted, recipients-accepted, rejected, no-mail (nothing offered), "
+            "dropped (hung up on the HTTP lines), not-reached (the relay leg got no answer), unknown (no leg shows its answers)"),
+        STR(filter, "Incident filter", "filter",
+            "Display filter for every leg of the incident and the DNS answers it rests on"),
+        { &hf.evidence, { "Pairing evidence", "smtp-over-http.pairing.evidence", FT_NONE, BASE_NONE, NULL, 0x0,
+            "Why each candidate relay leg was kept or ruled out (text in the tree, no value)", HFILL } },
     };
-    static gint* etts[] = {&ett_soh, &ett_envelope};
+    static gint* etts[] = {&ett_soh, &ett_envelope, &ett_evidence};
     static ei_register_info experts[] = {
         { &ei.connect_mail_port, { "smtp-over-http.connect_mail_port", PI_SECURITY, PI_WARN,
             "Proxy asked to connect to a mail port", EXPFILL } },
@@ -220,6 +243,8 @@ extern "C" void soh_register_protocol(void) {
             "Proxy chain: the proxy passes the tunnel on to another proxy", EXPFILL } },
         { &ei.server_dropped, { "smtp-over-http.server_dropped", PI_SECURITY, PI_NOTE,
             "The mail server hung up on the HTTP request line of an absolute-URI relay", EXPFILL } },
+        { &ei.mail_accepted, { "smtp-over-http.mail_accepted", PI_SECURITY, PI_WARN,
+            "The mail server accepted a message the proxy relayed", EXPFILL } },
         { &ei.table_full, { "smtp-over-http.table_full", PI_PROTOCOL, PI_NOTE,
             "Connection not tracked: flow table full", EXPFILL } },
     };

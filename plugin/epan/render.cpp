@@ -75,10 +75,19 @@ void render_lines(proto_tree* t, tvbuff_t* tvb, const Flow& f, FrameNum frame) {
 void summarise(char* out, std::size_t n, const View& v) {
     const Flow& p = *v.proxy;
     TextWriter w(out, n);
+    if (v.provisional) {
+        // Only what is final: see finality.cpp.
+        w.str("tentative ").str(*v.leg ? v.leg : "request").str(", ").endpoint(p.client);
+        w.str(" -> proxy ").endpoint(p.server);
+        if (v.status_known) write_target(w.str(" -> "), p).str(" (").str(status_name(v.status)).str(")");
+        w.str(", relay not final, ").num(static_cast<std::uint32_t>(v.relay_candidates.size()));
+        w.str(v.relay_candidates.size() == 1 ? " candidate so far" : " candidates so far");
+        return;
+    }
     w.str(v.leg).str(" ").str(method_name(p.first_method())).str(", ").endpoint(p.client);
     w.str(" -> proxy ").endpoint(p.server);
     for (std::size_t i = 1; i < v.chain.size(); ++i) w.str(" -> proxy ").str(v.chain[i].proxy);
-    write_target(w.str(" -> "), p).str(" (").str(status_name(p.status));
+    write_target(w.str(" -> "), p).str(" (").str(status_name(v.status));
     if (p.status_code) w.str(" ").num(p.status_code);
     w.str("), ");
     if (v.pairing == Pairing::Unique && v.relay)
@@ -87,6 +96,7 @@ void summarise(char* out, std::size_t n, const View& v) {
         w.str("relay ambiguous");
     else
         w.str("no relay leg");
+    w.str(", mail ").str(outcome_name(v.outcome));
     const Envelope* e = v.smtp ? &v.smtp->envelope() : nullptr;
     const std::uint32_t rcpts = e ? e->rcpt_count : 0, messages = e ? e->messages : 0;
     w.str(", ").num(rcpts).str(rcpts == 1 ? " recipient, " : " recipients, ");
@@ -94,7 +104,80 @@ void summarise(char* out, std::size_t n, const View& v) {
 }
 
 // The fields of the subtree (none without a tree: nothing would keep them).
+// The display filter that isolates the incident, as TRANSUM's clip_filter
+// does for an APDU (set members separated by commas: Wireshark 4.0 wants them).
+void write_filter(TextWriter& w, const View& v) {
+    w.str("tcp.stream in {");
+    for (std::size_t i = 0; i < v.streams.size(); ++i) w.str(i ? "," : "").num(v.streams[i]);
+    w.str("}");
+    if (v.dns_frames.empty()) return;
+    w.str(" || frame.number in {");
+    for (std::size_t i = 0; i < v.dns_frames.size(); ++i) w.str(i ? "," : "").num(v.dns_frames[i]);
+    w.str("}");
+}
+
+// A single pass before the incident is final: only what no later frame can
+// change (finality.cpp).
+void add_provisional_fields(proto_tree* t, tvbuff_t* tvb, packet_info* pinfo, const View& v) {
+    const Flow& p = *v.proxy;
+    char a[kEndpointLen];
+    if (*v.leg) add_str(t, tvb, hf.leg, v.leg);
+    if (v.status_known) add_str(t, tvb, hf.method, method_name(p.first_method()));
+    add_uint(t, tvb, hf.tunnel_stream, p.stream);
+    add_uint(t, tvb, hf.connect_in, p.request_frame);
+    if (v.status_known && p.response_frame) add_uint(t, tvb, hf.response_in, p.response_frame);
+    if (proto_field_is_referenced(t, hf.client)) {
+        fmt_endpoint(a, sizeof a, p.client);
+        add_str(t, tvb, hf.client, a);
+    }
+    if (proto_field_is_referenced(t, hf.proxy)) {
+        fmt_endpoint(a, sizeof a, p.server);
+        add_str(t, tvb, hf.proxy, a);
+    }
+    if (v.status_known) {
+        add_str(t, tvb, hf.target_host, p.target_host.c_str());
+        add_uint(t, tvb, hf.target_port, p.target_port);
+        if (v.target_addr.family == 4)
+            proto_item_set_generated(proto_tree_add_ipv4(t, hf.target_ip, tvb, 0, 0,
+                                                         *reinterpret_cast<const guint32*>(v.target_addr.bytes.data())));
+        if (v.target_addr.family == 6)
+            proto_item_set_generated(proto_tree_add_ipv6(
+                t, hf.target_ipv6, tvb, 0, 0, reinterpret_cast<const ws_in6_addr*>(v.target_addr.bytes.data())));
+        add_str(t, tvb, hf.status, status_name(v.status));
+        if (p.status_code || is_socks(p.method)) add_uint(t, tvb, hf.status_code, p.status_code);
+        if (p.proxy_auth) add_bool(t, tvb, hf.proxy_auth, true);
+        if (p.malformed) add_bool(t, tvb, hf.malformed, true);
+    }
+    if (p.smtp && p.smtp->smtp_seen() && relays_verbatim(p.first_method())) add_bool(t, tvb, hf.smtp, true);
+    add_str(t, tvb, hf.pairing, pairing_name(v.pairing));
+    for (StreamId s : v.relay_candidates) add_uint(t, tvb, hf.relay_candidate, s);
+    if (proto_field_is_referenced(t, hf.line)) render_lines(t, tvb, p, pinfo->num);
+}
+
+// Why each candidate leg was kept or ruled out: in the displayed tree only.
+void add_evidence(proto_tree* t, tvbuff_t* tvb, const View& v) {
+    const Flow* p = v.last_proxy ? v.last_proxy : v.proxy;
+    if (!p || p->links.empty()) return;
+    proto_item* ti = proto_tree_add_none_format(t, hf.evidence, tvb, 0, 0, "Relay candidates of tunnel stream %u: %zu",
+                                                p->stream, p->links.size());
+    proto_tree* et = proto_item_add_subtree(ti, ett_evidence);
+    char text[400];
+    for (std::size_t i = 0; i < p->links.size(); ++i) {
+        CandidateEvidence e = engine->evidence(*p, i);
+        TextWriter w(text, sizeof text);
+        w.str("stream ").num(e.stream).str(": ").str(e.kept ? "kept" : "ruled out");
+        w.str(" - to ").endpoint(e.server).str(" (").str(e.address).str("), opened ");
+        if (e.after_ms < 0) w.str("-");
+        w.num(static_cast<std::uint32_t>(e.after_ms < 0 ? -e.after_ms : e.after_ms)).str(" ms after the request");
+        if (e.lines) w.str(", ").num(e.lines).str(e.lines == 1 ? " line" : " lines").str(" equal on both legs");
+        if (*e.reason) w.str("; ").str(e.reason);
+        if (e.owner_stream || *e.reason == 't') w.str(" (stream ").num(e.owner_stream).str(")");
+        proto_item_set_generated(proto_tree_add_none_format(et, hf.evidence, tvb, 0, 0, "%s", w.c_str()));
+    }
+}
+
 void add_fields(proto_tree* t, tvbuff_t* tvb, packet_info* pinfo, const View& v) {
+    if (v.provisional) return add_provisional_fields(t, tvb, pinfo, v);
     const Flow& self = *v.self;
     const Flow& p = *v.proxy;
     const bool on_proxy_leg = &self == &p;
@@ -124,7 +207,8 @@ void add_fields(proto_tree* t, tvbuff_t* tvb, packet_info* pinfo, const View& v)
     if (v.target_addr.family == 6)
         proto_item_set_generated(proto_tree_add_ipv6(
             t, hf.target_ipv6, tvb, 0, 0, reinterpret_cast<const ws_in6_addr*>(v.target_addr.bytes.data())));
-    add_str(t, tvb, hf.status, status_name(p.status));
+    add_str(t, tvb, hf.status, status_name(v.status));
+    add_str(t, tvb, hf.outcome, outcome_name(v.outcome));
     // A SOCKS grant is code 0: show the code whenever the proxy answered with one.
     if (p.response_frame && (p.status_code || is_socks(p.method))) add_uint(t, tvb, hf.status_code, p.status_code);
     // Through a tunnel, any SMTP dialogue; in an absolute-URI request, SMTP
@@ -147,26 +231,41 @@ void add_fields(proto_tree* t, tvbuff_t* tvb, packet_info* pinfo, const View& v)
     if (p.malformed) add_bool(t, tvb, hf.malformed, true);
     if (v.smtp) render_envelope(t, tvb, *v.smtp);
     if (proto_field_is_referenced(t, hf.line)) render_lines(t, tvb, self, pinfo->num);
+    if (proto_field_is_referenced(t, hf.filter)) {
+        char filter[1024];
+        TextWriter w(filter, sizeof filter);
+        write_filter(w, v);
+        add_str(t, tvb, hf.filter, w.c_str());
+    }
+    if (PTREE_DATA(t)->visible) add_evidence(t, tvb, v);
 }
 
 // The frame's contribution to the statistics: the incident once (on its
 // request frame, or where SMTP showed that a tunnel to another port is one),
 // and the recipients and messages the frame carried, counted on the leg that
 // sees the mail server's answers: the tunnel, or for absolute-URI relay the
-// relay leg.
-void tap_frame(packet_info* pinfo, const View& v, const Flow& self, std::uint16_t ev) {
+// relay leg. In a single pass an incident not yet final is counted as
+// "tentative", and moved to its leg and outcome on the frame where it
+// became final (finality.cpp); it stays tentative if it never did.
+void tap_frame(packet_info* pinfo, const View& v, const Flow& self, std::uint16_t ev, bool complete) {
     const Flow& p = *v.proxy;
     const bool on_proxy_leg = &self == &p;
     TapRecord r{};
     if (on_proxy_leg && (((ev & kEvRequest) && p.mail_port && pinfo->num == p.target_frame) ||
-                         ((ev & kEvSmtpFirst) && !p.mail_port)))
+                         ((ev & kEvSmtpFirst) && !p.mail_port))) {
         r.incidents = 1;
+        (v.provisional ? r.tentative : r.judged) = 1;
+    } else if (!complete && !v.provisional && p.final_frame == pinfo->num) {
+        // Became final here, after its request frame was counted tentative.
+        r.tentative = -1;
+        r.judged = 1;
+    }
     if (self.smtp && on_proxy_leg == relays_verbatim(p.method)) {
         FrameCounts c = self.smtp->counts(pinfo->num);
         r.rcpts = c.rcpts;
         r.messages = c.messages;
     }
-    if (!r.incidents && !r.rcpts && !r.messages) return;
+    if (!r.incidents && !r.judged && !r.rcpts && !r.messages) return;
     char buf[300];
     fmt_addr(buf, sizeof buf, p.client.addr);
     r.client = wmem_strdup(pinfo->pool, buf);
@@ -174,14 +273,15 @@ void tap_frame(packet_info* pinfo, const View& v, const Flow& self, std::uint16_
     r.proxy = wmem_strdup(pinfo->pool, buf);
     fmt_target(buf, sizeof buf, p);
     r.target = wmem_strdup(pinfo->pool, buf);
-    r.leg = p.status == Status::Refused ? "attempt" : "tunnel";
+    r.leg = v.status == Status::Refused ? "attempt" : "tunnel";
+    r.outcome = outcome_name(v.outcome);
     r.method = method_name(p.first_method());
     queue_stats(pinfo, r);
 }
 
 }  // namespace
 
-void render(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, const FrameNote* n) {
+void render(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, const FrameNote* n, bool complete) {
     // Nobody looks at this frame's tree, columns, expert items or statistics
     // (e.g. tshark -q -z conv,tcp): nothing to do.
     const bool experts = wanted.expert_tap >= 0 && have_tap_listener(wanted.expert_tap);
@@ -198,7 +298,7 @@ void render(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, const FrameNote
     }
     static View v;  // static: see the note at the top of this file
     try {
-        engine->view_into(*n, v);
+        engine->view_into(*n, v, complete);
     } catch (...) {
         return;
     }
@@ -208,7 +308,12 @@ void render(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, const FrameNote
     const bool on_proxy_leg = &self == &p;
     char text[512], a[kEndpointLen], b[300];
 
-    col_append_fstr(pinfo->cinfo, COL_INFO, " [SMTP-over-HTTP %s]", v.leg);
+    // The Info tag says what the fields say: tentative until final, else the
+    // leg and what the mail server did.
+    if (v.provisional)
+        col_append_fstr(pinfo->cinfo, COL_INFO, " [SMTP-over-HTTP %s, tentative]", *v.leg ? v.leg : "request");
+    else
+        col_append_fstr(pinfo->cinfo, COL_INFO, " [SMTP-over-HTTP %s, mail %s]", v.leg, outcome_name(v.outcome));
 
     // Text is formatted only where something reads it: a filter (-Y, colouring
     // rules) builds a tree that is never displayed, and there only the fields
@@ -227,7 +332,15 @@ void render(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, const FrameNote
     // Expert items, added even without a tree so -z expert, the dialog and the
     // status bar see them. They stand on a few event frames per incident only.
     const std::uint16_t ev = n->events;
-    if (stats_wanted()) tap_frame(pinfo, v, self, ev);
+    if (stats_wanted()) tap_frame(pinfo, v, self, ev, complete);
+    // The mail server's acceptance of a message, on the leg that carries its
+    // replies (RFC 5321 §4.1.1.4: 250 after the data's final dot).
+    if (self.smtp && on_proxy_leg == relays_verbatim(p.method) && self.smtp->counts(pinfo->num).messages) {
+        fmt_target(b, sizeof b, p);
+        fmt_endpoint(a, sizeof a, p.server);
+        expert_add_info_format(pinfo, ti, &ei.mail_accepted, "Mail server %s accepted a message relayed by proxy %s",
+                               b, a);
+    }
     if (!ev) return;
     fmt_target(b, sizeof b, p);
     fmt_endpoint(a, sizeof a, p.server);
@@ -242,7 +355,11 @@ void render(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, const FrameNote
     }
     if (on_proxy_leg && (ev & kEvMalformed))
         expert_add_info_format(pinfo, ti, &ei.malformed, "Proxy request line is not well-formed HTTP");
-    if (on_proxy_leg && (ev & kEvResponse) && p.status == Status::Refused)
+    // As frames go by, a refusal of a request relayed verbatim is final: such
+    // a proxy did not connect (an absolute-URI relay's may still turn out
+    // to have, see outcome.cpp).
+    if (on_proxy_leg && (ev & kEvResponse) && v.status == Status::Refused &&
+        (!v.provisional || relays_verbatim(p.method)))
         expert_add_info_format(pinfo, ti, &ei.refused, "Proxy %s refused to connect to %s (status %u)", a, b,
                                p.status_code);
     if (on_proxy_leg && (ev & kEvRequest) && v.pairing == Pairing::Ambiguous)

@@ -10,9 +10,12 @@ struct TapRecord {
     const char* client;  // address only: one attacker, many source ports
     const char* proxy;   // address:port
     const char* target;  // as written, host:port
-    const char* leg;     // "tunnel" or "attempt"
+    const char* leg;      // "tunnel" or "attempt"
+    const char* outcome;  // outcome_name
     const char* method;
     unsigned incidents;  // 1 on the frame that makes a proxy leg an incident
+    int judged;          // 1 where its leg and outcome are counted
+    int tentative;       // +1 counted before it was final, -1 once it is
     unsigned rcpts;
     unsigned messages;
 };

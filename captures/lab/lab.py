@@ -595,6 +595,13 @@ def finish(case, pcap_name=None, meta_extra=None):
     streams, _ = soh_labels.load(pcap)
     soh_labels.discover_relays(labels, streams)
     for inc in case.incidents:
+        r = inc["relay"]
+        s = soh_labels.find_stream(streams, r["client"], r["server"]) if r else None
+        if inc["status"] == "refused" and s and s.s2c:
+            # An error answer after the proxy connected and the mail server
+            # spoke on the relay leg (tinyproxy's 503 to an absolute-URI
+            # POST): not a refusal.  The client's code stays in status_code.
+            inc["status"] = "established"
         if inc["messages"] is None:
             # the client cannot tell (absolute-URI relay): count what the MTA
             # accepted on the relay leg
@@ -1192,9 +1199,70 @@ def https_proxy():
     finish(c, pcap_name="https_proxy.pcapng")
 
 
+# --- 19
+def concurrent_mixed():
+    n, nh, ng = 40, 8, 4
+    c = Case("concurrent_mixed", "%d spam tunnels started at the same moment through one tinyproxy "
+             "(8888) to one MTA (198.51.100.25:25), each with its own client port, HELO "
+             "(botNN.example), MAIL FROM (massNN@spam.example) and two recipients; at the same moment "
+             "%d benign HTTPS tunnels and %d proxied plain-HTTP GETs through the same tinyproxy (so "
+             "the proxy opens its own connections to the web server's ports 443 and 80 during the "
+             "burst), and one legitimate SMTP session to the same MTA that does not go through the "
+             "proxy (swaks straight to 198.51.100.25:25, sent from the proxy host's own address as in "
+             "benign_only: a session from another client address would not cross the proxy's uplink, "
+             "so it would not be in this capture).  So many relay legs to the same MTA open within "
+             "milliseconds of each other, next to a session from the same address to the same MTA "
+             "that is no relay leg at all, and next to the proxy's own web fetches: pairing a tunnel "
+             "with its relay leg by timing alone is ambiguous, only the envelope tells them apart.  "
+             "A single pass must not state a pairing that the full (two-pass) analysis contradicts, "
+             "must not pair a tunnel with the direct session, and must not mark the benign streams "
+             "(the HTTPS tunnels, the proxied GETs, the proxy's connections to the web server, the "
+             "direct SMTP session)." % (n, nh, ng))
+    procs = []
+    go = os.path.join(WORK, "go")
+    if os.path.exists(go):
+        os.unlink(go)
+    with uplink(c):
+        for i in range(n):
+            k = i + 1
+            inc, p = swaks_socat(c, "tinyproxy", 8888, MX, 25, 41901 + i, "bot%02d.example" % k,
+                                 "mass%02d@spam.example" % k,
+                                 ["m%02da@victim.example" % k, "m%02db@victim.example" % k],
+                                 spawn=True, barrier=go)
+            procs.append(p)
+            if i % 5 == 0 and i // 5 < nh:
+                procs.append(curl_get(c, "http://%s:8888" % P, ep(P, 8888), "https://%s/" % WEB,
+                                      41951 + i // 5, kind="https-tunnel", spawn=True, barrier=go))
+            if i % 10 == 4 and i // 10 < ng:
+                page = "news.html" if (i // 10) % 2 == 0 else "index.html"
+                procs.append(curl_get(c, "http://%s:8888" % P, ep(P, 8888), "http://%s/%s" % (WEB, page),
+                                      41961 + i // 10, spawn=True, barrier=go))
+            if i == n // 2:
+                # legitimate mail to the same MTA, not through the proxy
+                argv = ["sh", "-c", wait_for(go) + '; exec "$@"', "sh",
+                        "swaks", "--server", MX, "--port", "25", "--local-interface", P, "--local-port", "41970",
+                        "--helo", "proxy.example", "--from", "backup@proxy.example",
+                        "--to", "postmaster@victim.example", "--header", "Subject: backup report",
+                        "--body", "nightly backup done", "--timeout", "10"]
+                c.add_sw("swaks")
+                procs.append(spawn_client(c, "p", argv))
+                c.add_benign("direct-smtp", ep(P, 41970), ep(MX, 25),
+                             note="legitimate mail to the same MTA, not through the proxy; swaks from the "
+                                  "proxy host's own address, started with the burst")
+        time.sleep(3)           # every client loaded and waiting
+        c.commands.append("touch $WORK/go    # all clients start now")
+        open(go, "w").close()
+        deadline = time.monotonic() + 60
+        for p in procs:
+            p.wait(max(1, deadline - time.monotonic()))
+            if p.returncode != 0:
+                raise RuntimeError("concurrent client failed: %s" % p.stdout.read()[-2000:])
+    finish(c)
+
+
 CASES = [benign_only, connect_ip_tinyproxy, connect_ip_squid, connect_hostname, concurrent_pairing,
          mail_ports, refused, post_relay, socks5, socks4, one_leg, ipv6, odd_port_proxy, malformed_request,
-         chain, post_dropped, socks_variants, https_proxy]
+         chain, post_dropped, socks_variants, https_proxy, concurrent_mixed]
 
 
 def main(argv):

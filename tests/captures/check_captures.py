@@ -22,11 +22,14 @@ Definitions (the contract the plugin is held to):
   carries smtp-over-http with leg `tunnel` (`attempt` when the status is not
   `established`), tunnel.stream = its own stream, and method, target.host,
   target.port, status and smtp equal to the labels, and connect_in names a
-  frame the client sent on that stream.  Frames before the request frame
-  (the handshake) are neither required nor counted as false positives.
+  frame the client sent on that stream.  The frames before the request
+  frame (the handshake) must carry smtp-over-http too (complete legs).
+- Outcome: an incident whose labels count messages the MTA accepted has
+  outcome `messages-accepted` on its tunnel frames.
 - False positives: frames carrying smtp-over-http on a stream that is no
   flagged incident's tunnel stream and no labelled relay stream of one (or
-  on no TCP stream at all).  The streams of an incident with expected_flag
+  on no TCP stream at all, but for a DNS answer with leg `dns` that names
+  an incident's target host).  The streams of an incident with expected_flag
   false (e.g. a relay leg whose tunnel is not in the capture) count as
   false positives too.  Benign streams are reported by name.  Must be 0.
 - Pairing (incidents with a labelled relay, both legs in the capture):
@@ -75,9 +78,10 @@ from tshark_env import CONTRACT_FIELDS, TsharkEnv, TsharkError  # noqa: E402
 
 P = "smtp-over-http."
 BASE_FIELDS = ["frame.number", "tcp.stream", "ip.src", "ipv6.src", "tcp.srcport",
-               "ip.dst", "ipv6.dst", "tcp.dstport", "tcp.len", "tls.record.content_type"]
+               "ip.dst", "ipv6.dst", "tcp.dstport", "tcp.len", "tls.record.content_type", "dns.qry.name"]
 # Beyond the contract: chains and the mail server's reaction to absolute-URI relay.
-EXTRA_FIELDS = ["smtp-over-http.chain.length", "smtp-over-http.chain.stream", "smtp-over-http.relay.reaction"]
+EXTRA_FIELDS = ["smtp-over-http.chain.length", "smtp-over-http.chain.stream", "smtp-over-http.relay.reaction",
+                "smtp-over-http.outcome"]
 FIELDS = BASE_FIELDS + CONTRACT_FIELDS + EXTRA_FIELDS
 TRUE = {"1", "true", "True", "TRUE"}
 FALSE = {"0", "false", "False", "FALSE"}
@@ -337,11 +341,13 @@ def evaluate(labels, frames, md_text):
             "connect_in": pred("a frame the client sent on stream %d" % tsid,
                                lambda v, s=req_nums: v.isdigit() and int(v) in s),
         }
-        unflagged = [fr.num for fr in tframes if not fr.ours]
+        unflagged = [fr.num for fr in tframes_all if not fr.ours]
         if unflagged:
-            case.fail("%s: missed: %d of %d tunnel frames from request frame %d on carry no "
-                      "smtp-over-http (first: %s)" % (iid, len(unflagged), len(tframes), req,
+            case.fail("%s: missed: %d of %d tunnel frames (handshake included) carry no "
+                      "smtp-over-http (first: %s)" % (iid, len(unflagged), len(tframes_all),
                                                      unflagged[:MAX_DETAILS]))
+        if inc.get("messages"):
+            case.errors.extend(check_frames(tframes, {"outcome": "messages-accepted"}, iid + " outcome"))
         else:
             bad = check_frames(tframes, expect, iid + " detection")
             if bad:
@@ -404,7 +410,10 @@ def evaluate(labels, frames, md_text):
                 case.count(form, "envelope_match")
 
     # false positives
-    fp = [fr for fr in frames if fr.ours and fr.stream not in allowed]
+    targets = {norm_host(inc["target_host"]) for inc in incidents if inc.get("target_host")}
+    fp = [fr for fr in frames if fr.ours and fr.stream not in allowed and not (
+        fr.stream is None and fr.f.get("smtp-over-http.leg") == "dns" and
+        norm_host(first(fr.f.get("dns.qry.name", ""))) in targets)]
     m["fp_frames"] = len(fp)
     if fp:
         by = {}

@@ -93,10 +93,12 @@ def mapped(rows, where, fields, reference=None):
 def summary(rows, fields):
     """Frames marked, legs by kind, tunnels paired uniquely, messages."""
     idx = {f: i + 1 for i, f in enumerate(fields)}
-    marked = [r for r in rows if len(r) > idx["smtp-over-http.leg"] and r[idx["smtp-over-http.leg"]]]
+    # pairing stands on every marked frame; a single pass leaves leg out until it is final
+    marked = [r for r in rows if len(r) > idx["smtp-over-http.pairing"] and r[idx["smtp-over-http.pairing"]]]
     legs = {}
     for r in marked:
-        legs[r[idx["smtp-over-http.leg"]]] = legs.get(r[idx["smtp-over-http.leg"]], 0) + 1
+        leg = r[idx["smtp-over-http.leg"]] or "(not yet)"
+        legs[leg] = legs.get(leg, 0) + 1
     tunnels = {r[0]: r for r in marked if r[idx["smtp-over-http.leg"]] == "tunnel"}
     unique = sum(1 for r in tunnels.values() if r[idx["smtp-over-http.pairing"]] == "unique")
     messages = sum(int(r[idx["smtp-over-http.smtp.messages"]] or 0) for r in tunnels.values())

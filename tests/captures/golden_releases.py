@@ -35,6 +35,10 @@ STOCK_EXPERT = [
      re.compile(r"^Illegal characters found in header name$")),
     ("TCP 'Ambiguous ACK following Karn's definition' (new in 4.6)",
      re.compile(r"^Ambiguous ACK following Karn's definition$")),
+    ("TLS 'legacy_version field MUST be ignored' on a ClientHello (new in 4.2; the "
+     "handshake of an HTTPS proxy's leg)",
+     re.compile(r"^This legacy_version field MUST be ignored\. The supported_versions extension is present "
+                r"and MUST be used instead\.$")),
 ]
 
 

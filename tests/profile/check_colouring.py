@@ -18,10 +18,14 @@ root). Checks:
    `tshark -2 --color -C SMTP-over-HTTP -T fields -e frame.number
    -e smtp-over-http.leg -e frame.coloring_rule.name` (tshark evaluates the
    colouring rules only with --color):
-   - every frame whose leg is tunnel, hop, relay or attempt gets our rule of that
-     leg;
+   - every frame whose leg is tunnel, hop, relay, attempt or dns gets our
+     rule of that leg;
    - every frame without smtp-over-http gets a rule that is not ours, and the
      same rule name as a run without the profile (stock colouring).
+
+4. a single pass (no -2): every frame whose pairing is still tentative gets
+   our "tentative" rule, every other frame the rule its leg gets with -2, or
+   stock colouring.
 
 Prints per-capture counts and a total; exits 1 on any failure.
 Standard library only.
@@ -43,7 +47,9 @@ OUR_RULES = {
     "hop": "SMTP-over-HTTP hop",
     "relay": "SMTP-over-HTTP relay",
     "attempt": "SMTP-over-HTTP attempt",
+    "dns": "SMTP-over-HTTP evidence",
 }
+TENTATIVE = "SMTP-over-HTTP tentative"
 
 
 def rule_lines(text):
@@ -69,8 +75,9 @@ def check_files(rules_file, profile_dir, stock_file):
     with open(stock_file) as f:
         stock = rule_lines(f.read())
     ours = rule_lines(importable)
-    if sorted(r.split("@")[1] for r in ours) != sorted(OUR_RULES.values()):
-        errors.append("importable rules are not exactly %s" % sorted(OUR_RULES.values()))
+    names = sorted(list(OUR_RULES.values()) + [TENTATIVE])
+    if sorted(r.split("@")[1] for r in ours) != names:
+        errors.append("importable rules are not exactly %s" % names)
     if not profile.startswith(importable):
         errors.append("profile colorfilters does not start with the importable rules file")
     rest = rule_lines(profile[len(importable):]) if profile.startswith(importable) else []
@@ -91,16 +98,18 @@ def leg_column(line):
     return cols[6] if len(cols) > 6 else None
 
 
-def coloring(env, pcap, profile):
-    args = ["-2", "--color", "-r", pcap, "-T", "fields", "-e", "frame.number",
-            "-e", "smtp-over-http.leg", "-e", "frame.coloring_rule.name"]
+def coloring(env, pcap, profile, passes=2):
+    args = ["--color", "-r", pcap, "-T", "fields", "-e", "frame.number",
+            "-e", "smtp-over-http.leg", "-e", "frame.coloring_rule.name", "-e", "smtp-over-http.pairing"]
+    if passes == 2:
+        args = ["-2"] + args
     if profile:
         args = ["-C", PROFILE] + args
     out, err = env.run(args)
     rows = {}
     for line in out.splitlines():
-        num, leg, rule = (line.split("\t") + ["", ""])[:3]
-        rows[int(num)] = (leg, rule)
+        num, leg, rule, pairing = (line.split("\t") + ["", "", ""])[:4]
+        rows[int(num)] = (leg, rule) if passes == 2 else (leg, rule, pairing)
     return rows, err
 
 
@@ -159,7 +168,7 @@ def main():
             if set(prof) != set(stock) or not prof:
                 errors.append("%s: frame sets differ between profile and stock runs" % name)
                 continue
-            counts = {"tunnel": 0, "hop": 0, "relay": 0, "attempt": 0, "benign": 0, "same": 0}
+            counts = {"tunnel": 0, "hop": 0, "relay": 0, "attempt": 0, "dns": 0, "benign": 0, "same": 0}
             for num in sorted(prof):
                 leg, rule = prof[num]
                 if leg:
@@ -184,7 +193,15 @@ def main():
             print("%-26s %7d %7d %7d %7d %7d %9d" % (name, counts["tunnel"], counts["hop"], counts["relay"],
                                                      counts["attempt"], counts["benign"],
                                                      counts["same"]))
-            total["ours"] += counts["tunnel"] + counts["hop"] + counts["relay"] + counts["attempt"]
+            total["ours"] += counts["tunnel"] + counts["hop"] + counts["relay"] + counts["attempt"] + counts["dns"]
+            one, _ = coloring(env, staged, True, passes=1)
+            one_stock, _ = coloring(env, staged, False, passes=1)
+            for num in sorted(one):
+                leg, rule, pairing = one[num]
+                want = (TENTATIVE if pairing == "tentative" else OUR_RULES.get(leg) if leg else one_stock[num][1])
+                if rule != want:
+                    errors.append("%s frame %d, one pass: leg %r pairing %r coloured %r, want %r"
+                                  % (name, num, leg, pairing, rule, want))
             total["benign"] += counts["benign"]
             total["benign_same_as_stock"] += counts["same"]
 

@@ -10,10 +10,21 @@ soh-report runs tshark with the given plugin build (``--plugin``).  Checks:
   incident per labelled incident that the design says must be flagged
   (``expected_flag`` not false), matched by client endpoint, with the labelled
   method, target as written, status, status code, recipient count, HELO,
-  senders and accepted messages; no incident without a label;
+  senders and accepted messages; its ``outcome`` is ``messages-accepted``
+  when the labels count accepted messages, one of the seven outcomes
+  otherwise; no incident without a label;
+- the ``filter`` of every reported incident, applied with
+  ``tshark -2 -r CAPTURE -Y FILTER -T fields -e tcp.stream`` (run as in the
+  capture tests, through tests/captures/tshark_env.py: unprivileged, with the
+  plugin under test as a personal plugin), selects frames of exactly the
+  incident's streams as the report lists them (tcp_stream, tunnel_stream,
+  relay_stream, candidates, chain_streams), and any frame without a TCP
+  stream is a DNS answer the plugin marks as the incident's (leg ``dns``);
 - CSV output of the same run parses with the csv module into the same rows as
-  the JSON incidents (list cells: one item per line);
-- text output: one line per incident;
+  the JSON incidents (list cells: one item per line), outcome and filter
+  included;
+- text output: one line per incident, in the JSON order, with the same
+  ``outcome=`` and, ending the line, the same ``filter=``;
 - exit codes: 0 on benign_only.pcap (and nothing printed), 1 on
   connect_ip_tinyproxy.pcap, 2 on a run mixing a good capture with a
   truncated capture and a file that is not a capture; the good capture's
@@ -32,11 +43,21 @@ import io
 import json
 import os
 import shutil
+import re
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                os.pardir, "captures"))
+from tshark_env import TsharkEnv, TsharkError  # noqa: E402
 
 FAILURES = []
+
+# smtp-over-http.outcome: what the mail server did.
+OUTCOMES = ("messages-accepted", "recipients-accepted", "rejected", "no-mail",
+            "dropped", "not-reached", "unknown")
 
 
 def check(cond, what):
@@ -124,6 +145,14 @@ def check_json_run(report, plugin, labels):
             check(g["connect_in"] is not None and g["connect_in"] in g["frames"],
                   "%s %s: request frame %r among the frames to open %r"
                   % (name, lab["id"], g["connect_in"], g["frames"]))
+            if lab["messages"]:
+                check(g["outcome"] == "messages-accepted",
+                      "%s %s: %d message(s) accepted per the labels: outcome %r is "
+                      "messages-accepted" % (name, lab["id"], lab["messages"], g["outcome"]))
+            else:
+                check(g["outcome"] in OUTCOMES,
+                      "%s %s: no message per the labels: outcome %r is one of %s"
+                      % (name, lab["id"], g["outcome"], "/".join(OUTCOMES)))
         labelled = {lab["client"] for lab in want}
         extra = [g["client"] for g in got if g["client"] not in labelled]
         check(not extra, "%s: no unlabelled incident %r" % (name, extra))
@@ -146,6 +175,16 @@ def check_csv_run(report, plugin, labels, doc):
     check(header[:1] == ["capture"] and set(header) <= set(doc["incidents"][0]),
           "csv header names JSON keys")
     check(body == expect, "csv rows equal the JSON incidents cell by cell")
+    if check("outcome" in header and "filter" in header,
+             "csv header has the outcome and filter columns"):
+        col = header.index("outcome")
+        got = [r[col] for r in body]
+        want = [csv_cell(i["outcome"], False) for i in doc["incidents"]]
+        check(got == want, "csv and json agree on the outcome of every incident")
+
+
+def text_dash(v):
+    return "-" if v is None or v == "" else str(v)
 
 
 def check_text_run(report, plugin, labels, doc):
@@ -155,6 +194,67 @@ def check_text_run(report, plugin, labels, doc):
     check(rc == 1 and len(lines) == len(doc["incidents"]),
           "text run: exit 1 and one line per incident (%d lines, %d incidents, exit %d)"
           % (len(lines), len(doc["incidents"]), rc))
+    outcomes, filters = [], []
+    for line in lines:
+        m = re.search(r" outcome=(\S+) ", line)
+        outcomes.append(m.group(1) if m else None)
+        head, sep, flt = line.partition(" filter=")
+        filters.append(flt if sep else None)
+    check(outcomes == [text_dash(i["outcome"]) for i in doc["incidents"]],
+          "text and json agree on the outcome of every incident")
+    check(filters == [text_dash(i["filter"]) for i in doc["incidents"]],
+          "text lines end with the filter of the json incidents")
+
+
+def incident_streams(inc):
+    """The TCP streams of an incident, as the report lists them."""
+    streams = {inc["tcp_stream"]}
+    for k in ("tunnel_stream", "relay_stream"):
+        if inc[k] is not None:
+            streams.add(inc[k])
+    streams.update(inc["candidates"])
+    streams.update(inc.get("chain_streams") or [])
+    return streams
+
+
+def check_filters(plugin, doc, jobs=4):
+    """Apply each incident's filter with tshark: it selects exactly the
+    incident's streams (and, outside TCP, only the DNS answers it rests on)."""
+    incs = doc["incidents"]
+    check(all(i["filter"] for i in incs),
+          "every reported incident has a filter (%d without)"
+          % sum(1 for i in incs if not i["filter"]))
+    incs = [i for i in incs if i["filter"]]
+    try:
+        with TsharkEnv(plugin) as env:
+            env.verify_plugin()
+            staged = {}
+            for inc in incs:
+                if inc["capture"] not in staged:
+                    staged[inc["capture"]] = env.stage(inc["capture"])
+
+            def apply(inc):
+                out, _ = env.run(["-n", "-2", "-r", staged[inc["capture"]],
+                                  "-Y", inc["filter"], "-T", "fields",
+                                  "-e", "tcp.stream", "-e", "frame.number",
+                                  "-e", "smtp-over-http.leg"])
+                return [l.split("\t") for l in out.splitlines() if l.strip()]
+
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                results = list(pool.map(apply, incs))
+    except TsharkError as e:
+        check(False, "tshark applies the incident filters: %s" % e)
+        return
+    for inc, rows in zip(incs, results):
+        what = "%s stream %d: filter %r" % (os.path.basename(inc["capture"]),
+                                            inc["tcp_stream"], inc["filter"])
+        got = {int(r[0]) for r in rows if r[0]}
+        want = incident_streams(inc)
+        check(got == want, "%s selects the streams %s (got %s)"
+              % (what, sorted(want), sorted(got)))
+        other = [r[1] for r in rows if not r[0] and (len(r) < 3 or r[2] != "dns")]
+        check(not other, "%s selects outside TCP only DNS answers (leg dns) "
+              "(other frames: %s)" % (what, other))
 
 
 def check_exit_codes(report, plugin, captures, tmp):
@@ -243,6 +343,7 @@ def main():
     try:
         doc = check_json_run(a.report, a.plugin, labels)
         if doc is not None and doc["incidents"]:
+            check_filters(a.plugin, doc)
             check_csv_run(a.report, a.plugin, labels, doc)
             check_text_run(a.report, a.plugin, labels, doc)
         check_exit_codes(a.report, a.plugin, a.captures, tmp)

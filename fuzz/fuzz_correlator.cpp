@@ -299,8 +299,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         View all = corr.view(*n);
         if (!all.suspect || all.proxy->stream != o.tunnel) {
             if (getenv("FUZZ_DEBUG"))
-                fprintf(stderr, "frame %u: one pass marks tunnel %u, complete view %s\n", o.frame, o.tunnel,
-                        all.suspect ? "names another tunnel" : "marks nothing");
+                fprintf(stderr, "frame %u: one pass marks tunnel %u (%s), complete view %s (leg %s)\n", o.frame, o.tunnel, o.provisional ? "tentative" : pairing_name(o.pairing),
+                        all.suspect ? "names another tunnel" : "marks nothing", all.leg);
             std::abort();
         }
         if (!o.provisional && (all.pairing != o.pairing || (all.relay ? all.relay->stream : kNone) != o.relay)) {

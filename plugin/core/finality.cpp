@@ -89,9 +89,11 @@ bool Correlator::incident_final(const View& v, FrameNum frame) const {
     if (!v.suspect || !v.proxy) return true;  // nothing is stated
     const Flow& p = *v.proxy;
     // A relay leg no proxy leg owns (ambiguous) hangs on its whole component.
+    // So does a proxy leg that is itself a relay candidate of another proxy
+    // leg (the next hop of a chain): that one may still take it.
     const Flow& from = (v.self->role == Role::Relay && !v.relay) ? *v.self : p;
     const auto idx = static_cast<std::uint32_t>(&from - flows_.data());
-    const bool final = (&from == &p && proxy_final(idx, 0)) || component_final(idx);
+    const bool final = (&from == &p && p.tunnels.empty() && proxy_final(idx, 0)) || component_final(idx);
     if (final && &from == &p && !p.final_frame) p.final_frame = frame;
     return final;
 }

@@ -185,7 +185,9 @@ CandidateEvidence Correlator::evidence(const Flow& p, std::size_t i) const {
     else
         e.address = "from the proxy's address; the name was not resolved in the capture";
     e.kept = survives(idx, l, has_content(p));
-    if (l.mismatch) {
+    if (l.mismatch && r.hop_only) {
+        e.reason = "its first bytes are no proxy request";
+    } else if (l.mismatch) {
         e.reason = "lines differ, or come in another order, on the two legs";
     } else if (r.owner != kNone && r.owner != idx) {
         e.reason = "taken by another tunnel, whose only candidate it is";

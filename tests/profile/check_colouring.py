@@ -12,8 +12,9 @@ root). Checks:
    the default rules of the Wireshark that runs the test, in order;
 2. load: `tshark -C SMTP-over-HTTP` reads the profile (colorfilters and
    preferences) without printing anything on stderr, and the profile's "Leg"
-   column shows smtp-over-http.leg (read from `-T tabs` output: 4.4 and
-   later offer no -e field for a custom column, 4.0 names it _ws.col.Leg);
+   and "Outcome" columns show smtp-over-http.leg and smtp-over-http.outcome
+   on a capture with incidents (read from `-T tabs` output: 4.4 and later
+   offer no -e field for a custom column, 4.0 names it _ws.col.Leg);
 3. colouring, on every captures/*.pcap and *.pcapng, with
    `tshark -2 --color -C SMTP-over-HTTP -T fields -e frame.number
    -e smtp-over-http.leg -e frame.coloring_rule.name` (tshark evaluates the
@@ -89,13 +90,13 @@ def check_files(rules_file, profile_dir, stock_file):
     return errors
 
 
-def leg_column(line):
-    """The Leg column of a `-T tabs` summary line in the profile's layout
-    (No., Time, Source, Destination, Protocol, Length, Leg, Info); tshark puts
-    an arrow column between Source and Destination."""
+def our_columns(line):
+    """The Leg and Outcome columns of a `-T tabs` summary line in the
+    profile's layout (No., Time, Source, Destination, Protocol, Length, Leg,
+    Outcome, Info); tshark puts an arrow column between Source and Destination."""
     cols = [c.strip() for c in line.split("\t")]
     cols = [c for i, c in enumerate(cols) if not (i == 3 and c == "\u2192")]
-    return cols[6] if len(cols) > 6 else None
+    return "\t".join(cols[6:8]) if len(cols) > 7 else None
 
 
 def coloring(env, pcap, profile, passes=2):
@@ -139,17 +140,19 @@ def main():
 
         # 2. the profile loads silently and its column shows the leg
         if pcaps:
-            first = env.stage(pcaps[0])
+            with_incidents = [p for p in pcaps if "connect_hostname" in p] or pcaps
+            first = env.stage(with_incidents[0])
             tabs, err = env.run(["-2", "-C", PROFILE, "-r", first, "-T", "tabs"])
-            legs, _ = env.run(["-2", "-r", first, "-T", "fields", "-e", "smtp-over-http.leg"])
-            shown = [leg_column(l) for l in tabs.splitlines()]
+            legs, _ = env.run(["-2", "-r", first, "-T", "fields", "-e", "smtp-over-http.leg",
+                               "-e", "smtp-over-http.outcome"])
+            shown = [our_columns(l) for l in tabs.splitlines()]
             want = legs.splitlines()
             bad = [i for i in range(max(len(shown), len(want)))
                    if i >= len(shown) or i >= len(want) or shown[i] != want[i]]
             ok = not err.strip() and not bad
-            print("load: -C %s stderr %s, Leg column %s: %s"
+            print("load: -C %s stderr %s, Leg and Outcome columns %s: %s"
                   % (PROFILE, "empty" if not err.strip() else repr(err.strip()),
-                     "= smtp-over-http.leg on every frame" if not bad
+                     "= smtp-over-http.leg and .outcome on every frame" if not bad
                      else "differs on %d frames" % len(bad), "ok" if ok else "FAIL"))
             if not ok:
                 errors.append("profile load check failed")

@@ -10,7 +10,9 @@ one per link, and none is split):
       2001:db8:a::10           tinyproxy :8888 (open), :8080 (ConnectPort 443),
           |                    :6588 (open), :8890 (Upstream http Q:8888);
           |                    squid :3128 (open), :3129 (default SSL_ports
-          |                    rule), :8240 (open); microsocks :1080, :9050;
+          |                    rule), :8240 (open); a second squid with
+          |                    keep-alive: :3132 (open), :8088 (basic auth);
+          |                    microsocks :1080, :9050;
           |                    danted :1081 (SOCKS4/5); ssh -D :1082 (SOCKS4a/5,
           |                    via an sshd on P's loopback 127.0.0.1:2222)
           |                           |
@@ -29,6 +31,7 @@ otherwise, so both legs and the proxy's DNS lookups are in them.  `chain` is
 captured in soh-r with `tcpdump -i any -Q in`: every packet between two hosts
 once, as it enters the router, on all links (client -> P, P -> Q, Q -> MTA).
 """
+import base64
 import json
 import os
 import shutil
@@ -52,6 +55,8 @@ P, P6 = "203.0.113.1", "2001:db8:3::1"
 Q, Q6 = "198.18.0.1", "2001:db8:4::1"
 MX, MX_DEAD, DNS, WEB, MX6 = "198.51.100.25", "198.51.100.26", "198.51.100.53", "198.51.100.80", "2001:db8::25"
 MX_PF = "198.51.100.27"
+# accounts of the second squid's basic authentication (port 8088)
+SQUID_USERS = (("sales", "Summer2024"), ("alice", "wonderland7"))
 
 PIDS = []
 DAEMONS = []
@@ -273,6 +278,43 @@ client_persistent_connections off
 shutdown_lifetime 1 seconds
 """.format(sq=sq, dns=DNS))
     start("p", ["squid", "-N", "-f", conf], "squid")
+    # a second squid (own service name, configuration, pid file and logs)
+    # that keeps client connections open (HTTP keep-alive): open on 3132,
+    # basic authentication (basic_ncsa_auth, a password file made here) on
+    # 8088.  client_persistent_connections is global, so the careless squid
+    # above keeps its `off` and its captures do not change.
+    sq2 = os.path.join(WORK, "squid-ka")
+    os.makedirs(sq2, exist_ok=True)
+    shutil.chown(sq2, "proxy", "proxy")
+    passwd = os.path.join(WORK, "squid-passwd")
+    write(passwd, "".join("%s:%s\n" % (u, sh(["openssl", "passwd", "-apr1", pw]).stdout.strip())
+                          for u, pw in SQUID_USERS))
+    conf2 = os.path.join(WORK, "squid-ka.conf")
+    write(conf2, """http_port 3132 name=keepalive
+http_port 8088 name=auth
+auth_param basic program /usr/lib/squid/basic_ncsa_auth {passwd}
+auth_param basic children 2 startup=1 idle=1
+auth_param basic realm proxy.example
+acl auth myportname auth
+acl authenticated proxy_auth REQUIRED
+http_access allow auth authenticated
+http_access deny auth
+http_access allow all
+cache deny all
+cache_mem 8 MB
+cache_effective_user proxy
+pid_filename {sq}/squid.pid
+access_log stdio:{sq}/access.log
+cache_log {sq}/cache.log
+cache_store_log none
+coredump_dir {sq}
+visible_hostname proxy.example
+dns_nameservers {dns}
+client_persistent_connections on
+server_persistent_connections off
+shutdown_lifetime 1 seconds
+""".format(sq=sq2, dns=DNS, passwd=passwd))
+    start("p", ["squid", "-N", "-n", "sohka", "-f", conf2], "squid-ka")
     # An HTTPS proxy: stunnel takes TLS on 8443 and hands the plain HTTP to
     # tinyproxy on the proxy host's loopback (not on the uplink), as a
     # TLS-terminating front end does; the relay leg leaves from P.
@@ -363,7 +405,8 @@ LogLevel VERBOSE
     for host, port, ns in ((MX, 25, "s"), (MX, 587, "s"), (MX, 2525, "s"), (MX, 8025, "s"),
                            (MX6, 25, "s"), (WEB, 80, "s"), (WEB, 443, "s"), (MX_PF, 25, "s"),
                            (P, 8888, "p"), (P, 6588, "p"), (P, 8080, "p"), (P, 3128, "p"),
-                           (P, 3129, "p"), (P, 8240, "p"), (P, 1080, "p"), (P, 1081, "p"),
+                           (P, 3129, "p"), (P, 8240, "p"), (P, 3132, "p"), (P, 8088, "p"),
+                           (P, 1080, "p"), (P, 1081, "p"),
                            (P, 8890, "p"), (P, 9050, "p"), (P, 1082, "p"), (Q, 8888, "q"), (Q, 1080, "q")):
         wait_port(ns, host, port)
     time.sleep(1)
@@ -393,8 +436,8 @@ class Case:
     def incident(self, **kw):
         inc = {
             "id": "i%d" % (len(self.incidents) + 1),
-            "method": "CONNECT", "client": None, "proxy": None, "proxy_software": None,
-            "target": None, "target_host": None, "target_port": None, "target_resolved": None,
+            "method": "CONNECT", "client": None, "proxy": None, "request_index": 0,
+            "proxy_software": None, "target": None, "target_host": None, "target_port": None, "target_resolved": None,
             "status": "established", "status_code": 200, "smtp": True, "relay": None,
             "helo": None, "mail_from": [], "rcpt_to": [], "messages": 0,
         }
@@ -531,8 +574,12 @@ def curl_get(case, proxy_url, pep, url, sport, cip=A2, kind="proxied-get", spawn
 
 
 def raw(case, sport, pep, request, smtp=None, cip=A1, read_all=False, timeout=8):
-    argv = [PY, os.path.join(LAB, "rawclient.py"), "--bind", ep(cip, sport), "--connect", pep,
-            "--request", request, "--timeout", str(timeout)]
+    """request: the request bytes (escaped, \\r\\n), or a list of them to send
+    one after another on the same connection (keep-alive)."""
+    argv = [PY, os.path.join(LAB, "rawclient.py"), "--bind", ep(cip, sport), "--connect", pep]
+    for r in (request if isinstance(request, list) else [request]):
+        argv += ["--request", r]
+    argv += ["--timeout", str(timeout)]
     if smtp:
         argv += ["--smtp", smtp[0], smtp[1], ",".join(smtp[2])]
     if read_all:
@@ -1260,9 +1307,171 @@ def concurrent_mixed():
     finish(c)
 
 
+# --- 20
+def http_get(url, host):
+    """A browser-like absolute-URI GET for a proxy (escaped for rawclient)."""
+    return ("GET %s HTTP/1.1\\r\\nHost: %s\\r\\nUser-Agent: Mozilla/5.0 (X11; Linux x86_64)\\r\\n"
+            "Accept: */*\\r\\nProxy-Connection: keep-alive\\r\\n\\r\\n") % (url, host)
+
+
+def http_connect(target, cred=None):
+    """`CONNECT target HTTP/1.1` with a Host header and, when cred
+    ("user:password") is given, a Proxy-Authorization: Basic header."""
+    req = "CONNECT %s HTTP/1.1\\r\\nHost: %s\\r\\n" % (target, target)
+    if cred:
+        req += "Proxy-Authorization: Basic %s\\r\\n" % base64.b64encode(cred.encode()).decode()
+    return req + "Proxy-Connection: keep-alive\\r\\n\\r\\n"
+
+
+def exchanges_seen(res, pname):
+    """One observation line per request/answer pair the raw client saw."""
+    out = []
+    for k, e in enumerate(res.get("exchanges", [])):
+        out.append("request %d `%s`: %s answered `%s` (%s, %d body bytes)%s" % (
+            k, e["request_line"], pname, e["status_line"],
+            "Connection: %s" % e["connection"] if e["connection"] else "no Connection header", e["body_bytes"],
+            "; the proxy closed the connection" if e["proxy_closed"] else ""))
+    return out
+
+
+def requests_on(case, client, server):
+    """Request lines of every HTTP request on the client's connection, from
+    the capture: proof that they went out on one TCP connection."""
+    streams, _ = soh_labels.load(os.path.join(CAPDIR, case.name + ".pcap"))
+    s = soh_labels.find_stream(streams, client, server)
+    if s is None:
+        raise RuntimeError("%s: no connection %s -> %s" % (case.name, client, server))
+    return [x["line"] for x in soh_labels.http_exchanges(s)]
+
+
+def keepalive_squid():
+    c = Case("keepalive_squid", "HTTP keep-alive: several requests on one TCP connection to squid "
+             "(a second squid instance with `client_persistent_connections on`, port 3132).  Two raw "
+             "clients first fetch ordinary web pages through squid with absolute-URI GETs "
+             "(`GET http://198.51.100.80/... HTTP/1.1`, Host header, keep-alive), reading each answer "
+             "in full, then on the SAME connection send `CONNECT 198.51.100.25:25 HTTP/1.1` (after two "
+             "GETs, so request_index 2) and `CONNECT 198.51.100.25:587 HTTP/1.1` (after one GET, "
+             "request_index 1), get 200 and speak SMTP through the tunnel, each with its own HELO and "
+             "MAIL FROM.  The GETs before the CONNECT on those connections are not incidents: the "
+             "frames that carry them (requests and answers) must carry no `smtp-over-http`; only the "
+             "CONNECT request, its answer and the tunnel after it belong to the incident.  A third "
+             "connection (curl, two URLs, one connection reused) carries only GETs and is benign.")
+    c.add_sw("squid", "python3", "curl")
+    pk = ep(P, 3132)
+    clients = ((42001, ["index.html", "news.html"], 25, "ka1.example", "ka1@spam.example",
+                ["k1@victim.example", "k2@victim.example"]),
+               (42002, ["index.html"], 587, "ka2.example", "ka2@spam.example",
+                ["k3@victim.example", "k4@victim.example"]))
+    with uplink(c):
+        for sport, pages, tport, helo, mfrom, rcpts in clients:
+            target = "%s:%d" % (MX, tport)
+            reqs = [http_get("http://%s/%s" % (WEB, pg), WEB) for pg in pages] + [http_connect(target)]
+            res = raw(c, sport, pk, reqs, smtp=(helo, mfrom, rcpts))
+            codes = [e["status_code"] for e in res.get("exchanges", [])]
+            if codes != [200] * len(reqs) or res.get("messages") != 1:
+                raise RuntimeError("keepalive_squid %d: answers %s, messages %s: %s" % (
+                    sport, codes, res.get("messages"), res))
+            c.proxied_benign += len(pages)       # squid fetches each page from the web server
+            c.observations += ["client %s: %s" % (ep(A1, sport), o) for o in exchanges_seen(res, "squid")]
+            c.incident(method="CONNECT", client=ep(A1, sport), proxy=pk, request_index=len(pages),
+                       proxy_software=proxy_sw("squid"), target=target, target_host=MX, target_port=tport,
+                       target_resolved=MX, helo=helo, mail_from=[mfrom], rcpt_to=list(rcpts), messages=1,
+                       relay_expected=True,
+                       note="request %d on its connection; the %s before it %s not part of the incident"
+                            % (len(pages), "%d GETs" % len(pages) if len(pages) > 1 else "GET",
+                               "are" if len(pages) > 1 else "is"),
+                       client_software="raw client (python3 socket), keep-alive")
+        urls = ["http://%s/index.html" % WEB, "http://%s/news.html" % WEB]
+        run_client(c, "a", ["curl", "-sS", "-o", "/dev/null", "-o", "/dev/null", "--max-time", "15",
+                            "--interface", A2, "--local-port", "42003", "-x", "http://%s:3132" % P] + urls)
+        c.add_benign("proxied-get", ep(A2, 42003), pk, via_proxy=True,
+                     note="keep-alive: GET %s then GET %s on this one connection (curl reuses it)" % tuple(urls))
+        c.proxied_benign += 1
+    for inc in c.incidents:
+        lines = requests_on(c, inc["client"], inc["proxy"])
+        if len(lines) != inc["request_index"] + 1 or not lines[-1].startswith("CONNECT ") or \
+                any(not l.startswith("GET ") for l in lines[:-1]):
+            raise RuntimeError("keepalive_squid %s: requests on the connection: %s" % (inc["id"], lines))
+        c.observations.append("in the capture, %s -> %s carries %s on one TCP connection" % (
+            inc["client"], inc["proxy"], ", ".join("`%s`" % l for l in lines)))
+    lines = requests_on(c, ep(A2, 42003), pk)
+    if lines != ["GET %s HTTP/1.1" % u for u in urls]:
+        raise RuntimeError("keepalive_squid: curl's connection carries %s" % lines)
+    c.observations.append("in the capture, the benign %s -> %s carries %s on one TCP connection" % (
+        ep(A2, 42003), pk, ", ".join("`%s`" % l for l in lines)))
+    finish(c)
+
+
+# --- 21
+def auth_squid():
+    good, wrong = "%s:%s" % SQUID_USERS[0], "admin:admin"
+    c = Case("auth_squid", "A squid that asks for credentials: basic authentication (`auth_param "
+             "basic program basic_ncsa_auth` with a password file, `http_access allow auth "
+             "authenticated`; port 8088 of the second squid instance, which keeps client connections "
+             "open).  One client sends `CONNECT 198.51.100.25:25 HTTP/1.1` without credentials, gets "
+             "`407 Proxy Authentication Required`, then on the SAME connection sends the same CONNECT "
+             "with `Proxy-Authorization: Basic` (valid account), gets 200 and speaks SMTP through the "
+             "tunnel: two incidents on one connection, the refused first request (request_index 0, "
+             "status refused, 407, no relay leg) and the established retry (request_index 1).  A second "
+             "client gets 407, retries on the same connection with wrong credentials (`admin:admin`), "
+             "gets 407 again and gives up: two refused incidents on one connection, no mail server "
+             "reached.  A benign user (curl --proxy-anyauth) fetches a web page through the same port: "
+             "407 to a GET, then the GET with credentials on the same connection, 200.")
+    c.add_sw("squid", "python3", "curl")
+    pa = ep(P, 8088)
+    target = "%s:25" % MX
+    tries = ((42101, [None, good], "auth1.example", "auth1@spam.example", ["a1@victim.example", "a2@victim.example"],
+              [407, 200]),
+             (42102, [None, wrong], "auth2.example", "auth2@spam.example", ["a3@victim.example", "a4@victim.example"],
+              [407, 407]))
+    with uplink(c):
+        for sport, creds, helo, mfrom, rcpts, want in tries:
+            res = raw(c, sport, pa, [http_connect(target, cr) for cr in creds], smtp=(helo, mfrom, rcpts))
+            codes = [e["status_code"] for e in res.get("exchanges", [])]
+            if codes != want:
+                raise RuntimeError("auth_squid %d: answers %s, expected %s: %s" % (sport, codes, want, res))
+            c.observations += ["client %s: %s" % (ep(A1, sport), o) for o in exchanges_seen(res, "squid")]
+            for k, (cr, code) in enumerate(zip(creds, codes)):
+                ok = code == 200
+                c.incident(method="CONNECT", client=ep(A1, sport), proxy=pa, request_index=k,
+                           proxy_software=proxy_sw("squid"), target=target, target_host=MX, target_port=25,
+                           target_resolved=MX, status="established" if ok else "refused", status_code=code,
+                           smtp=ok, helo=helo if ok else None, mail_from=[mfrom] if ok else [],
+                           rcpt_to=list(rcpts) if ok else [], messages=res.get("messages", 0) if ok else 0,
+                           relay_expected=ok,
+                           note="request %d on its connection, %s" % (
+                               k, "without credentials" if cr is None else
+                               "Proxy-Authorization: Basic %s (%s)" % (
+                                   base64.b64encode(cr.encode()).decode(),
+                                   "valid account" if cr == good else "wrong credentials")),
+                           client_software="raw client (python3 socket), keep-alive")
+        argv = ["curl", "-sS", "-o", "/dev/null", "--max-time", "15", "--interface", A2, "--local-port", "42103",
+                "-x", "http://%s:8088" % P, "--proxy-user", "%s:%s" % SQUID_USERS[1], "--proxy-anyauth",
+                "http://%s/index.html" % WEB]
+        run_client(c, "a", argv)
+        c.add_benign("proxied-get", ep(A2, 42103), pa, via_proxy=True,
+                     note="curl --proxy-anyauth: GET http://%s/index.html answered 407, then the same GET "
+                          "with Proxy-Authorization: Basic on this connection, 200" % WEB)
+    for sport in (42101, 42102):
+        lines = requests_on(c, ep(A1, sport), pa)
+        if lines != ["CONNECT %s HTTP/1.1" % target] * 2:
+            raise RuntimeError("auth_squid %d: requests on the connection: %s" % (sport, lines))
+        c.observations.append("in the capture, %s -> %s carries both CONNECTs on one TCP connection" % (
+            ep(A1, sport), pa))
+    lines = requests_on(c, ep(A2, 42103), pa)
+    if lines != ["GET http://%s/index.html HTTP/1.1" % WEB] * 2:
+        raise RuntimeError("auth_squid: curl's connection carries %s" % lines)
+    c.observations.append("in the capture, the benign %s -> %s carries %s on one TCP connection" % (
+        ep(A2, 42103), pa, ", ".join("`%s`" % l for l in lines)))
+    c.observations.append("password file `$WORK/squid-passwd` (made with `openssl passwd -apr1`): "
+                          "accounts %s" % ", ".join("`%s`" % u for u, _ in SQUID_USERS))
+    finish(c)
+
+
 CASES = [benign_only, connect_ip_tinyproxy, connect_ip_squid, connect_hostname, concurrent_pairing,
          mail_ports, refused, post_relay, socks5, socks4, one_leg, ipv6, odd_port_proxy, malformed_request,
-         chain, post_dropped, socks_variants, https_proxy, concurrent_mixed]
+         chain, post_dropped, socks_variants, https_proxy, concurrent_mixed, keepalive_squid,
+         auth_squid]
 
 
 def main(argv):

@@ -221,11 +221,120 @@ def strip_handshake(method, c, sr):
     return after_header(c), after_header(sr)
 
 
+HTTP_METHODS = ("CONNECT", "POST", "GET")
+
+
+def _fields(head):
+    """Lower-cased header names -> value, from a message header."""
+    out = {}
+    for line in head.split(b"\r\n")[1:]:
+        name, sep, value = line.partition(b":")
+        if sep:
+            out[name.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
+    return out
+
+
+def _length(fields):
+    try:
+        return int(fields.get("content-length", "0") or 0)
+    except ValueError:
+        return None
+
+
+def _chunked_end(data, off):
+    """Offset just past a chunked body that starts at off (None if cut)."""
+    while True:
+        e = data.find(b"\r\n", off)
+        if e < 0:
+            return None
+        try:
+            size = int(data[off:e].split(b";")[0].strip(), 16)
+        except ValueError:
+            return None
+        off = e + 2
+        if size == 0:
+            while True:                          # trailers up to the empty line
+                e = data.find(b"\r\n", off)
+                if e < 0:
+                    return None
+                if e == off:
+                    return off + 2
+                off = e + 2
+        off += size + 2
+
+
+def http_exchanges(stream):
+    """Every HTTP request on a client->proxy stream, in order, with the
+    proxy's answer (keep-alive: several requests on one connection).  Each is
+    a dict: `line` (request line), `method`, `req` / `req_end` (offsets into
+    c2s of the request and of the byte after its header), `status` / `code`
+    (the answer's status line and code, None if none), `resp` / `resp_end`
+    (offsets into s2c).  A request ends after its header and Content-Length
+    body; an answer as RFC 9112 section 6.3 says (no body after a 2xx to
+    CONNECT or a 204/304; chunked; Content-Length; 1xx interim answers are
+    skipped).  It stops after a CONNECT answered 2xx (the rest is the
+    tunnel), after an answer whose body runs until the connection closes,
+    and where the bytes end."""
+    out = []
+    c, sr = stream.c2s, stream.s2c
+    ci = si = 0
+    while ci < len(c):
+        he = c.find(b"\r\n\r\n", ci)
+        if he < 0:
+            break
+        head = c[ci:he]
+        line = head.split(b"\r\n", 1)[0].decode("latin-1")
+        ex = {"line": line, "method": line.split(" ", 1)[0], "req": ci, "req_end": he + 4,
+              "status": None, "code": None, "resp": None, "resp_end": None}
+        out.append(ex)
+        blen = _length(_fields(head))
+        if blen is None:
+            return out
+        ci = he + 4 + blen
+        while True:
+            rhe = sr.find(b"\r\n\r\n", si)
+            if rhe < 0:
+                return out
+            rhead = sr[si:rhe]
+            status = rhead.split(b"\r\n", 1)[0].decode("latin-1")
+            m = re.match(r"HTTP/\d\.\d (\d{3})", status)
+            code = int(m.group(1)) if m else None
+            if code is not None and 100 <= code < 200 and code != 101:
+                si = rhe + 4
+                continue
+            break
+        ex.update(status=status, code=code, resp=si, resp_end=rhe + 4)
+        if code is None or (ex["method"] == "CONNECT" and 200 <= code < 300) or code == 101:
+            return out
+        rf = _fields(rhead)
+        if ex["method"] == "HEAD" or code in (204, 304):
+            si = rhe + 4
+        elif "chunked" in rf.get("transfer-encoding", "").lower():
+            e = _chunked_end(sr, rhe + 4)
+            if e is None:
+                return out
+            si = e
+        elif "content-length" in rf and _length(rf) is not None:
+            si = rhe + 4 + _length(rf)
+        else:
+            return out                           # body until the proxy closes
+    return out
+
+
 def tunnel_payload(inc, s, hops=None):
     """Client->proxy and proxy->client bytes after the proxy handshake.
     For a client-driven chain, the handshakes with the later proxies (the
-    hops) travel inside the tunnel too and are stripped in order."""
-    c, sr = strip_handshake(inc["method"], s.c2s, s.s2c)
+    hops) travel inside the tunnel too and are stripped in order.  For an
+    HTTP request that is not the first on its connection (`request_index`),
+    the bytes after that request's header and after its answer's header."""
+    k = inc.get("request_index", 0)
+    if k and inc["method"] in HTTP_METHODS:
+        exs = http_exchanges(s)
+        ex = exs[k] if k < len(exs) else None
+        c = s.c2s[ex["req_end"]:] if ex else b""
+        sr = s.s2c[ex["resp_end"]:] if ex and ex["resp_end"] is not None else b""
+    else:
+        c, sr = strip_handshake(inc["method"], s.c2s, s.s2c)
     if hops is None:
         hops = inc.get("hops", []) if inc.get("chain") == "client" else []
     for h in hops:
@@ -283,12 +392,19 @@ def reply_lines(server_bytes):
 
 def server_frame_at(stream, offset):
     """The frame carrying the server's byte at `offset` of its payload, or None."""
+    f = frame_at(stream, offset, False)
+    return f[0] if f else None
+
+
+def frame_at(stream, offset, from_client):
+    """The frame (tuple) carrying byte `offset` of the client's (from_client)
+    or the server's payload, or None."""
     seen = 0
     for f in stream.frames:
-        if not f[2] and f[4]:
+        if f[2] == from_client and f[4]:
             seen += len(f[4])
             if seen > offset:
-                return f[0]
+                return f
     return None
 
 
@@ -419,6 +535,10 @@ def check(labels, pcap):
     facts = {}
     expected = 0
     legs = labels["legs_visible"]
+    # several incidents may share one tunnel connection (keep-alive: one
+    # incident per request to a mail port, told apart by request_index);
+    # each TCP stream is counted once
+    tunnel_requests = set()
 
     def err(msg):
         errors.append("%s: %s" % (labels["case"], msg))
@@ -431,22 +551,44 @@ def check(labels, pcap):
             if tun is None:
                 err("%s: no TCP conversation %s -> %s" % (inc["id"], inc["client"], inc["proxy"]))
                 continue
-            expected += 1
+            k = inc.get("request_index", 0)
+            if (tun.id, k) in tunnel_requests:
+                err("%s: another incident is request %d of stream %d too" % (inc["id"], k, tun.id))
+            if not any(t[0] == tun.id for t in tunnel_requests):
+                expected += 1
+            tunnel_requests.add((tun.id, k))
             fx["tunnel_stream"] = tun.id
             fx["tunnel_syn"] = tun.syn
             req = tun.first_payload(True)
             fx["request_frame"] = req[0] if req else None
-            if inc["method"] in ("CONNECT", "POST", "GET"):
-                first = tun.c2s.split(b"\r\n", 1)[0].decode("latin-1")
+            if k and inc["method"] not in HTTP_METHODS:
+                err("%s: request_index %d for a %s request" % (inc["id"], k, inc["method"]))
+            if inc["method"] in HTTP_METHODS:
+                # the request_index-th request on the connection and its answer
+                exs = http_exchanges(tun)
+                if len(exs) > 1:
+                    fx["request_index"] = k
+                    fx["exchanges"] = [{"line": e["line"], "status": e["status"],
+                                        "request_frame": (frame_at(tun, e["req"], True) or [None])[0],
+                                        "response_frame": (frame_at(tun, e["resp"], False) or [None])[0]
+                                        if e["resp"] is not None else None} for e in exs]
+                if k >= max(len(exs), 1):
+                    err("%s: request_index %d, but stream %d carries %d request(s)" % (
+                        inc["id"], k, tun.id, len(exs)))
+                    continue
+                c_off, s_off = (exs[k]["req"], exs[k]["resp"]) if k else (0, 0)
+                req = frame_at(tun, c_off, True)
+                fx["request_frame"] = req[0] if req else None
+                first = tun.c2s[c_off:].split(b"\r\n", 1)[0].decode("latin-1")
                 fx["request_line"] = first
                 want = inc.get("first_request_target") or inc.get("request_uri") or inc["target"]
                 if not first.startswith(inc["method"] + " " + want + " ") and \
                         not first.startswith(inc["method"] + " " + want):
                     err("%s: request line %r does not name %s %s" % (inc["id"], first, inc["method"], want))
-                resp = tun.first_payload(False)
+                resp = frame_at(tun, s_off, False) if s_off is not None else None
                 fx["response_frame"] = resp[0] if resp else None
                 fx["response_time"] = resp[1] if resp else None
-                sl = tun.s2c.split(b"\r\n", 1)[0].decode("latin-1")
+                sl = tun.s2c[s_off:].split(b"\r\n", 1)[0].decode("latin-1") if s_off is not None else ""
                 fx["status_line"] = sl or None
                 code = None
                 m = re.match(r"HTTP/\d\.\d (\d{3})", sl)
@@ -684,6 +826,12 @@ def write_md(labels, meta, streams, dnsrows, facts, path):
             ("tunnel SYN frame", fx.get("tunnel_syn")),
             ("request frame", fx.get("request_frame")),
             ("request line", "`%s`" % fx["request_line"] if fx.get("request_line") else None),
+            ("requests on this connection", ("%d; this incident is request_index %d. %s" % (
+                len(fx["exchanges"]), fx["request_index"], "; ".join(
+                    "[%d] frame %s `%s`, answer frame %s `%s`" % (
+                        j, e["request_frame"], e["line"], e["response_frame"], e["status"])
+                    for j, e in enumerate(fx["exchanges"]))))
+             if fx.get("exchanges") else None),
             ("proxy answer frame", fx.get("response_frame")),
             ("proxy answer", "`%s`" % fx["status_line"] if fx.get("status_line") else inc["status_code"]),
         ]
@@ -741,6 +889,9 @@ def write_md(labels, meta, streams, dnsrows, facts, path):
                 inc["status"], "true" if inc["smtp"] else "false"))
         if "tunnel_stream" in fx:
             s += ", tunnel.stream %d" % fx["tunnel_stream"]
+        if fx.get("exchanges"):
+            s += " (request_index %d: request frame %s, answer frame %s)" % (
+                fx["request_index"], fx.get("request_frame"), fx.get("response_frame"))
         if "relay_stream" in fx and "tunnel_stream" in fx:
             if inc["status"] == "established":
                 s += ", relay.stream %d (the relay leg is flagged too)" % fx["relay_stream"]

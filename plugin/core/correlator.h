@@ -210,7 +210,7 @@ public:
         if (frame >= frame_stream_.size() || frame_stream_[frame] == 0) return kNone;
         const StreamId s = frame_stream_[frame] - 1;
         const std::uint32_t slot = s < slots_.size() ? slots_[s] : kSlotUnseen;
-        return slot >= kSlotBase && slot != kSlotHandled ? slot - kSlotBase : kNone;
+        return slot >= kSlotBase && slot != kSlotHandled ? flow_at(slot - kSlotBase, frame) : kNone;
     }
     // The single-pass frame at which an incident (its proxy leg) became
     // final, once view_into found it so; 0 before.
@@ -232,16 +232,31 @@ private:
     static constexpr std::uint32_t kSlotPending = 2;
     static constexpr std::uint32_t kSlotRelayPending = 3;  // see PendingRelay
     static constexpr std::uint32_t kSlotTunnelHeld = 4;    // see HeldTunnel
-    static constexpr std::uint32_t kSlotBase = 5;
+    static constexpr std::uint32_t kSlotProxyWeb = 5;      // see web_segment
+    static constexpr std::uint32_t kSlotBase = 6;
     // In awaiting_ and PendingRelay::proxies, a held tunnel: this bit and its
     // stream (the constructor keeps max_flows and max_streams under it).
     static constexpr std::uint32_t kHeldTag = 0x80000000u;
     static constexpr std::uint32_t kSlotHandled = 0xFFFFFFFFu;  // classify() already processed it
 
     static constexpr std::size_t kMaxChain = 4;  // proxies followed in one chain
+    static constexpr std::size_t kMaxRequestsWalked = 64;  // earlier requests frame_flow looks back through
 
     // on_segment past the stream checks.
     void dispatch(const Segment& seg);
+    // The flow of a connection's requests that a frame belongs to, walking
+    // back from the newest (kNone: a frame of no request of ours).
+    std::uint32_t flow_at(std::uint32_t idx, FrameNum frame) const;
+    // The flow a stream's segments go to now (a later request on the
+    // connection may have taken over from idx).
+    std::uint32_t current_flow(StreamId stream, std::uint32_t idx) const;
+    // Proxy connections whose requests were of no interest so far: each
+    // client segment that starts a request is looked at (web_segment).
+    void watch(StreamId stream, const Endpoint& client);
+    void web_segment(const Segment& seg);
+    bool may_request_again(const Flow& f) const;
+    // A request after an earlier one that was an incident: a flow of its own.
+    std::uint32_t next_request(std::uint32_t idx, const Segment& seg);
     void note_stream(FrameNum frame, StreamId stream);
     bool grow_slots(StreamId stream);
     // Decrypted streams (decrypted_stream.cpp).
@@ -274,7 +289,7 @@ private:
     void tunnel_held(const Segment& seg);
     bool held_ack(StreamId stream, FrameNum frame);
     std::uint32_t promote_tunnel(StreamId stream, const Segment* current);
-    void drop_tunnel(StreamId stream);
+    void drop_tunnel(StreamId stream, bool refused);
     // The request an awaiting_ entry stands for (null: a held tunnel dropped
     // or promoted since), and the flow a relay candidate is once decided
     // (promoting a held tunnel; kNone when it proved benign).
@@ -303,8 +318,9 @@ private:
     void socks_bytes(std::uint32_t idx, bool from_client, const Segment& seg);
     void tunnel_bytes(std::uint32_t idx, bool from_client, const std::uint8_t* d, std::size_t n,
                       const Segment& seg);
-    void set_request(std::uint32_t idx, Method m, std::string_view host, std::uint16_t port,
-                     bool literal, const Segment& seg);
+    // Returns the flow that now holds the request (next_request).
+    std::uint32_t set_request(std::uint32_t idx, Method m, std::string_view host, std::uint16_t port,
+                              bool literal, const Segment& seg);
     void set_response(std::uint32_t idx, bool granted, std::uint16_t code, const Segment& seg);
     void after_smtp(std::uint32_t idx, const Segment& seg, bool had_smtp, FrameNum tls_before);
     void mark_benign(std::uint32_t idx);
@@ -313,6 +329,11 @@ private:
     void account(std::uint32_t idx);
 
     // Relay matching and pairing (pairing.cpp).
+    // The pairing window, its one home: a relay leg opens after the request
+    // (within the clock slack) and before this: pair_window after it, or,
+    // once the proxy answered, the answer (a proxy connects before it says
+    // 200) plus the slack.
+    double window_end(const Flow& proxy) const;
     bool in_window(const Flow& proxy, const Segment& seg) const;
     bool may_be_relay(const Flow& proxy, const Segment& seg, std::uint16_t port, bool forward) const;
     bool may_be_hop(const Flow& proxy, const Segment& seg, bool forward) const;
@@ -430,6 +451,9 @@ private:
     static constexpr std::size_t kMaxHeldTunnelSegments = 16;
     static constexpr std::size_t kMaxHeldTunnelBytes = 2048;
     StreamTable<HeldTunnel> held_tunnels_{4096};
+    // The client of each watched proxy connection (kSlotProxyWeb); one the
+    // table forgets is of no interest any more (its stream is ignored).
+    StreamTable<Endpoint> web_clients_{65536};
     // Streams read as their decrypted plaintext (on_decrypted), at most
     // max_flows of them. A FIN or RST on a ciphertext segment that carries
     // data waits in `close_` until the frame's records were read: the

@@ -22,10 +22,7 @@
 
 namespace soh {
 
-bool Correlator::window_over(const Flow& p) const {
-    if (now_ > p.request_time + cfg_.pair_window) return true;
-    return p.response_frame && now_ > p.response_time + cfg_.slack;
-}
+bool Correlator::window_over(const Flow& p) const { return now_ > window_end(p); }
 
 // A relay waiting for its first data (PendingRelay) that may still be linked
 // to this proxy leg, by its index or, promoted from a held tunnel, its stream.

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "line_assembler.h"
+#include "method.h"
 #include "smtp_session.h"
 #include "socks_parse.h"
 #include "stream_reassembler.h"
@@ -20,13 +21,6 @@ inline constexpr std::uint32_t kNone = 0xFFFFFFFFu;
 
 enum class Role : std::uint8_t { Proxy, Relay };
 
-// How the proxy was asked to reach the target.
-enum class Method : std::uint8_t { Connect, Post, Get, Put, Other, Socks4, Socks4a, Socks5 };
-const char* method_name(Method m);
-inline bool is_socks(Method m) { return m == Method::Socks4 || m == Method::Socks4a || m == Method::Socks5; }
-// The proxy relays the client's bytes verbatim (CONNECT, SOCKS), as opposed
-// to rewriting an absolute-URI request before passing it on.
-inline bool relays_verbatim(Method m) { return m == Method::Connect || is_socks(m); }
 
 enum class Status : std::uint8_t { NoResponse, Established, Refused };
 const char* status_name(Status s);
@@ -80,6 +74,12 @@ struct Flow {
     Endpoint server;
     FrameNum first_frame = 0;
     double first_time = 0;
+    // Frames of the connection before first_frame that belong to this flow:
+    // from 0 (its handshake) for the connection's first flow, none (its
+    // first frame) for a later request on it; and the flow of the request
+    // before it on the same connection (kNone: the first).
+    FrameNum covers_from = 0;
+    std::uint32_t prev_on_stream = 0xFFFFFFFFu;
     FrameNum last_frame = 0;
 
     // Proxy leg: the request and its outcome. In a chain the client builds,

@@ -93,7 +93,7 @@ void Correlator::tunnel_held(const Segment& seg) {
         const bool answered = req.response_frame != 0;
         if (!from_client && !answered && head_end(seg.data, seg.len) == seg.len) {
             const auto st = parse_status_line(first_line(seg.data, seg.len));
-            if (st && st->code >= 300) return drop_tunnel(seg.stream);  // refused (RFC 9110 §9.3.6)
+            if (st && st->code >= 300) return drop_tunnel(seg.stream, true);  // refused (RFC 9110 §9.3.6)
             if (st && st->code >= 200) {
                 req.response_frame = seg.frame;
                 req.response_time = seg.time;
@@ -105,7 +105,7 @@ void Correlator::tunnel_held(const Segment& seg) {
             // The tunnel's first bytes, in order: what tunnel_bytes would mark benign.
             if (!looks_like_proxy_request(seg.data, seg.len) && !looks_like_socks(seg.data, seg.len) &&
                 SmtpSession::opening(true, seg.data, seg.len) != SmtpSession::Opening::Text)
-                return drop_tunnel(seg.stream);
+                return drop_tunnel(seg.stream, false);
         }
     }
     promote_tunnel(seg.stream, &seg);
@@ -120,9 +120,15 @@ bool Correlator::held_ack(StreamId stream, FrameNum frame) {
     return true;
 }
 
-void Correlator::drop_tunnel(StreamId stream) {
+// A refused tunnel's client may ask again on the connection (a 407, then
+// credentials): it is watched. A tunnel carrying TLS is done with requests.
+void Correlator::drop_tunnel(StreamId stream, bool refused) {
+    const Endpoint client = held_tunnels_.find(stream)->request.client;
     held_tunnels_.erase(stream);  // its awaiting_ entry goes at the next prune
-    slots_[stream] = kSlotIgnored;
+    if (refused)
+        watch(stream, client);
+    else
+        slots_[stream] = kSlotIgnored;
 }
 
 // The flow of a held tunnel, built as classify would have built it at the

@@ -78,7 +78,8 @@ from tshark_env import CONTRACT_FIELDS, TsharkEnv, TsharkError  # noqa: E402
 
 P = "smtp-over-http."
 BASE_FIELDS = ["frame.number", "tcp.stream", "ip.src", "ipv6.src", "tcp.srcport",
-               "ip.dst", "ipv6.dst", "tcp.dstport", "tcp.len", "tls.record.content_type", "dns.qry.name"]
+               "ip.dst", "ipv6.dst", "tcp.dstport", "tcp.len", "tls.record.content_type", "dns.qry.name",
+               "http.request.method"]
 # Beyond the contract: chains and the mail server's reaction to absolute-URI relay.
 EXTRA_FIELDS = ["smtp-over-http.chain.length", "smtp-over-http.chain.stream", "smtp-over-http.relay.reaction",
                 "smtp-over-http.outcome"]
@@ -322,7 +323,32 @@ def evaluate(labels, frames, md_text):
             case.fail("%s: client sent no payload on tunnel stream %d" % (iid, tsid))
             continue
         req = reqs[nreq].num
-        tframes = [fr for fr in tframes_all if fr.num >= req]
+        # Several requests on the connection (labels request_index): the
+        # incident's frames run from its request to the next request.
+        k = inc.get("request_index", 0)
+        http_reqs = [fr.num for fr in reqs if fr.f.get("http.request.method")]
+        if k:
+            if k >= len(http_reqs):
+                case.fail("%s: request %d of stream %d not in the capture" % (iid, k, tsid))
+                continue
+            req = http_reqs[k]
+        later = [n for n in http_reqs if n > req]
+        end = later[0] if later else None
+        tframes = [fr for fr in tframes_all if fr.num >= req and (end is None or fr.num < end)]
+        if k:
+            # Its own frames only: the frames before its request belong to
+            # the earlier requests, checked as those incidents' frames; when
+            # none of them is an incident (web pages fetched first), they
+            # must carry nothing.
+            tframes_all = tframes
+            if not any(o is not inc and o["client"] == inc["client"] and o["proxy"] == inc["proxy"] and
+                       o.get("request_index", 0) < k for o in incidents):
+                bad = [fr.num for fr in streams[tsid] if fr.num < req and fr.ours]
+                if bad:
+                    case.fail("%s: frames before request %d on stream %d (web requests) carry "
+                              "smtp-over-http: %s" % (iid, k, tsid, bad[:MAX_DETAILS]))
+        elif end is not None:
+            tframes_all = [fr for fr in tframes_all if fr.num < end]
         req_nums = {fr.num for fr in reqs}
 
         # detection
@@ -346,14 +372,16 @@ def evaluate(labels, frames, md_text):
             case.fail("%s: missed: %d of %d tunnel frames (handshake included) carry no "
                       "smtp-over-http (first: %s)" % (iid, len(unflagged), len(tframes_all),
                                                      unflagged[:MAX_DETAILS]))
-        if inc.get("messages"):
-            case.errors.extend(check_frames(tframes, {"outcome": "messages-accepted"}, iid + " outcome"))
         else:
             bad = check_frames(tframes, expect, iid + " detection")
             if bad:
                 case.errors.extend(bad)
             else:
                 case.count(form, "detected")
+
+        # outcome
+        if inc.get("messages"):
+            case.errors.extend(check_frames(tframes, {"outcome": "messages-accepted"}, iid + " outcome"))
 
         # pairing
         if "relay" in legs:

@@ -16,7 +16,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 secs=${1:-60}
 build=${FUZZ_BUILD_DIR:-build-fuzz}
 rss=${FUZZ_RSS_MB:-2048}
-targets=${FUZZ_TARGETS:-"http socks lines reassembler smtp correlator"}
+targets=${FUZZ_TARGETS:-"http socks lines reassembler smtp correlator segment dns"}
 
 if ! command -v clang++ >/dev/null 2>&1; then
     echo "fuzz.sh: clang++ not found (Debian: apt-get install clang libclang-rt-14-dev)" >&2

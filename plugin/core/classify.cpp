@@ -56,6 +56,7 @@ std::uint32_t Correlator::classify(const Segment& seg, std::uint32_t slot) {
             if (list.empty()) awaiting_.erase(it);
             if (matches.empty()) continue;
             if (defers_relay(matches, seg)) {
+                if (pending_relays_.displaces(seg.stream)) reached(Cap::PendingRelays);
                 PendingRelay& r = pending_relays_.insert(seg.stream);  // bounded: see StreamTable
                 r.opening = seg;
                 r.opening.data = nullptr;
@@ -103,7 +104,7 @@ std::uint32_t Correlator::classify(const Segment& seg, std::uint32_t slot) {
         if (!u.held.empty()) {  // rare: copy only then
             prefix.assign(reinterpret_cast<const char*>(seg.data), seg.len);
             std::uint32_t next = seg.seq + static_cast<std::uint32_t>(seg.len);
-            for (bool grown = true; grown && prefix.size() < 64;) {
+            for (bool grown = true; grown && prefix.size() < kClassifyBytes;) {
                 grown = false;
                 for (const auto& h : u.held) {
                     if (h.seg.seq == next && (h.seg.src == seg.src)) {
@@ -140,6 +141,7 @@ std::uint32_t Correlator::classify(const Segment& seg, std::uint32_t slot) {
 
 void Correlator::note_handshake(const Segment& seg, std::uint32_t slot) {
     if (!(seg.flags & kSyn) || (slot != kSlotUnseen && (seg.flags & kAck))) return;
+    if (unclassified_.displaces(seg.stream)) reached(Cap::Handshakes);
     Unclassified& u = unclassified_.insert(seg.stream);  // bounded: see StreamTable
     const bool from_client = !(seg.flags & kAck);
     if (from_client) u.syn_sender = seg.src;
@@ -227,7 +229,7 @@ bool Correlator::plainly_benign_request(const std::uint8_t* d, std::size_t n) co
     // looks_like_proxy_request saw a method token and a space: a CONNECT
     // (the one such method that relays verbatim) starts with these 8 bytes.
     if (cfg_.content_detection && starts_connect(d, n)) return false;
-    const auto* nl = static_cast<const std::uint8_t*>(std::memchr(d, '\n', std::min<std::size_t>(n, 4096)));
+    const auto* nl = static_cast<const std::uint8_t*>(std::memchr(d, '\n', std::min<std::size_t>(n, kMaxHttpLine)));
     if (!nl) return false;  // split or overlong: the parser decides
     const auto req = parse_request_line(std::string_view(reinterpret_cast<const char*>(d), static_cast<std::size_t>(nl - d)));
     if (!req) return false;
@@ -274,7 +276,10 @@ void Correlator::replay_held(std::uint32_t idx, StreamId stream) {
 // connection a flow from that request on. Clients write a request from its
 // start; a request line that does not start a segment is not seen.
 void Correlator::watch(StreamId stream, const Endpoint& client) {
-    if (const auto other = web_clients_.displaces(stream)) slots_[*other] = kSlotIgnored;
+    if (const auto other = web_clients_.displaces(stream)) {
+        slots_[*other] = kSlotIgnored;
+        reached(Cap::Watched);
+    }
     web_clients_.insert(stream) = client;
     slots_[stream] = kSlotProxyWeb;
 }

@@ -51,14 +51,41 @@ void Correlator::note_stream(FrameNum frame, StreamId stream) {
     frame_stream_[frame] = stream + 1;
 }
 
+const char* cap_text(Cap c) {
+    switch (c) {
+        case Cap::SmtpPending: return "SMTP commands awaiting replies: the oldest are dropped";
+        case Cap::SmtpStamps: return "SMTP lines compared between the legs: later lines are not compared";
+        case Cap::SmtpNotes: return "SMTP lines shown on their frames: later lines are not shown";
+        case Cap::SmtpCounted: return "frames counted for the statistics in one SMTP session: later ones are not";
+        case Cap::SmtpListed: return "senders or recipients listed in one session: later ones are counted, not listed";
+        case Cap::DnsNames: return "host names resolved from DNS answers: later names are not";
+        case Cap::DnsAddrs: return "addresses kept for one host name: later ones are not";
+        case Cap::Streams: return "TCP streams tracked: streams past the limit are not looked at";
+        case Cap::Watched: return "proxy connections watched for a later request: the oldest is no longer";
+        case Cap::Handshakes: return "connections waiting for their first data: an older one was forgotten";
+        case Cap::PendingRelays: return "possible relay legs waiting for their first data: an older one was forgotten";
+        case Cap::Settle: return "pairing changes followed through at once: some pairings may not be updated";
+        case Cap::Count: break;
+    }
+    return "?";
+}
+
+void Correlator::reached(Cap c) {
+    FrameNum& at = cap_frame_[static_cast<std::size_t>(c)];
+    if (at || !frame_) return;
+    at = frame_;
+    add_event(frame_, kNone, kEvCapped);
+}
+
 void Correlator::on_segment(const Segment& seg) {
     ++counters_.segments;
+    frame_ = seg.frame;
     if (seg.time > now_) now_ = seg.time;
     if (seg.frame < frame_stream_.size())
         frame_stream_[seg.frame] = seg.stream + 1;
     else
         note_stream(seg.frame, seg.stream);
-    if (!grow_slots(seg.stream)) return;
+    if (!grow_slots(seg.stream)) return reached(Cap::Streams);
     if (__builtin_expect(!decrypted_.empty(), 0)) {
         if (close_pending_ && close_.frame != seg.frame) flush_close();
         if (decrypted_.count(seg.stream)) return ciphertext(seg);

@@ -67,7 +67,27 @@ enum Event : std::uint16_t {
     kEvCandidatesCapped = 1u << 10,
     kEvServerDropped = 1u << 11,  // a relay's mail server hung up after rejecting the HTTP lines
     kEvDns = 1u << 12,            // a DNS answer that resolved the target (a UDP frame, no leg)
+    kEvCapped = 1u << 13,         // a limit was first reached here (Cap)
 };
+
+// Limits whose reaching would otherwise go unsaid: each is reported once,
+// by an expert note on the frame where it was first reached.
+enum class Cap : std::uint8_t {
+    SmtpPending,    // pipelined SMTP commands awaiting replies (SmtpSession::kMaxPending)
+    SmtpStamps,     // lines per direction kept for comparing the legs (kMaxStamps)
+    SmtpNotes,      // SMTP lines kept for showing on their frames (kMaxNotes)
+    SmtpCounted,    // frames with envelope growth kept for the statistics (kMaxCounted)
+    SmtpListed,     // senders or recipients listed (kMaxListed)
+    DnsNames,       // host names resolved (Config::max_dns_names)
+    DnsAddrs,       // addresses kept per name (kMaxAddrsPerName)
+    Streams,        // tcp.stream index (Config::max_streams)
+    Watched,        // proxy connections watched for a later request (web_clients_)
+    Handshakes,     // connections waiting for their first data (unclassified_)
+    PendingRelays,  // possible relay legs waiting for their first data (pending_relays_)
+    Settle,         // pairing changes followed through at one time (settle's budget)
+    Count
+};
+const char* cap_text(Cap c);
 
 struct FrameNote {
     FrameNum frame = 0;
@@ -223,6 +243,8 @@ public:
     const Config& config() const { return cfg_; }
     // First frame whose note was not kept because of max_frame_notes (0: none).
     FrameNum notes_overflow_frame() const { return notes_overflow_; }
+    // The frame where a limit was first reached (0: never).
+    FrameNum cap_frame(Cap c) const { return cap_frame_[static_cast<std::size_t>(c)]; }
 
     bool is_mail_port(std::uint16_t port) const;
 
@@ -241,6 +263,12 @@ private:
 
     static constexpr std::size_t kMaxChain = 4;  // proxies followed in one chain
     static constexpr std::size_t kMaxRequestsWalked = 64;  // earlier requests frame_flow looks back through
+    static constexpr std::size_t kClassifyBytes = 64;      // a first segment and held ones after it, to classify
+    static constexpr std::size_t kCompactLiveOrder = 4096;  // released entries before live_order_ is compacted
+    // A SOCKS request or reply is at most 262 bytes (RFC 1928 §4, a 255-byte
+    // name); past this it is not one.
+    static constexpr std::size_t kMaxSocksHandshake = 1024;
+    static constexpr std::uint64_t kMaxContentLength = 1ULL << 40;  // digits past this are not read
 
     // on_segment past the stream checks.
     void dispatch(const Segment& seg);
@@ -258,6 +286,8 @@ private:
     // A request after an earlier one that was an incident: a flow of its own.
     std::uint32_t next_request(std::uint32_t idx, const Segment& seg);
     void note_stream(FrameNum frame, StreamId stream);
+    // A limit reached at the frame at hand (frame_): said once.
+    void reached(Cap c);
     bool grow_slots(StreamId stream);
     // Decrypted streams (decrypted_stream.cpp).
     void ciphertext(const Segment& seg);
@@ -392,7 +422,14 @@ private:
     // Mail-port requests for a host name the capture has not resolved yet,
     // by name: the answer that comes is their evidence.
     std::unordered_map<std::string, std::vector<std::uint32_t>> dns_wait_;
-    double now_ = 0;  // newest time observed (capture times may go backwards)
+    double now_ = 0;      // newest time observed (capture times may go backwards)
+    FrameNum frame_ = 0;  // the frame being observed
+    FrameNum cap_frame_[static_cast<std::size_t>(Cap::Count)] = {};
+    static constexpr std::size_t kMaxAddrsPerName = 16;
+    // settle follows a change through at most this many proxy legs, plus
+    // this many per leg it started from (a bound on one segment's work).
+    static constexpr std::size_t kSettleBudget = 64;
+    static constexpr std::size_t kSettleBudgetPerLeg = 16;
     // Streams whose handshake we saw but whose first data is not classified
     // yet: where their data starts, and segments that arrived early.
     struct HeldSegment {

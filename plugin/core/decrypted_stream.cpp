@@ -8,6 +8,7 @@
 namespace soh {
 
 void Correlator::on_decrypted(const Segment& seg) {
+    frame_ = seg.frame;
     if (seg.len == 0 || !grow_slots(seg.stream)) return;
     if (close_pending_ && close_.frame != seg.frame) flush_close();
     if (!decrypted_.count(seg.stream)) {

@@ -21,16 +21,20 @@ std::string dns_key(std::string_view name) {
 }  // namespace
 
 void Correlator::on_dns(std::string_view name, const std::vector<Addr>& addrs, FrameNum frame) {
+    frame_ = frame;
     std::string key = dns_key(name);
     if (key.empty() || addrs.empty()) return;
     auto it = dns_.find(key);
     if (it == dns_.end()) {
-        if (dns_.size() >= cfg_.max_dns_names) return;
+        if (dns_.size() >= cfg_.max_dns_names) return reached(Cap::DnsNames);
         it = dns_.emplace(key, DnsName{}).first;
     }
     DnsName& d = it->second;
     for (const Addr& a : addrs) {
-        if (d.addrs.size() >= 16) break;
+        if (d.addrs.size() >= kMaxAddrsPerName) {
+            reached(Cap::DnsAddrs);
+            break;
+        }
         if (std::find(d.addrs.begin(), d.addrs.end(), a) == d.addrs.end()) {
             d.addrs.push_back(a);
             d.frames.push_back(frame);

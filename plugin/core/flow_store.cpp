@@ -100,7 +100,7 @@ void Correlator::enforce_live_cap(std::uint32_t keep) {
         ++counters_.evicted;
     }
     // Keep the order list from growing with released entries.
-    if (live_head_ > 4096 && live_head_ * 2 > live_order_.size()) {
+    if (live_head_ > kCompactLiveOrder && live_head_ * 2 > live_order_.size()) {
         live_order_.erase(live_order_.begin(), live_order_.begin() + static_cast<std::ptrdiff_t>(live_head_));
         live_head_ = 0;
     }

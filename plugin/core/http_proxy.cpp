@@ -51,7 +51,7 @@ void Correlator::proxy_bytes(std::uint32_t idx, bool from_client, const std::uin
                 break;
             case kTunnel: tunnel_bytes(idx, true, d, n, seg); break;
             case kSocks:
-                lv.socks[0].append(reinterpret_cast<const char*>(d), std::min<std::size_t>(n, 2048));
+                lv.socks[0].append(reinterpret_cast<const char*>(d), std::min<std::size_t>(n, 2 * kMaxSocksHandshake));
                 socks_bytes(idx, true, seg);
                 break;
             default: break;
@@ -66,7 +66,7 @@ void Correlator::proxy_bytes(std::uint32_t idx, bool from_client, const std::uin
             case kSTunnel:
             case kRawAnswer: tunnel_bytes(idx, false, d, n, seg); break;
             case kSocksReply:
-                lv.socks[1].append(reinterpret_cast<const char*>(d), std::min<std::size_t>(n, 2048));
+                lv.socks[1].append(reinterpret_cast<const char*>(d), std::min<std::size_t>(n, 2 * kMaxSocksHandshake));
                 socks_bytes(idx, false, seg);
                 break;
             default: break;
@@ -144,7 +144,7 @@ void Correlator::http_client(std::uint32_t idx, const Segment& seg) {
         if (auto v = header_value(line->text, "Content-Length")) {
             std::uint64_t n = 0;
             for (char c : *v) {
-                if (c < '0' || c > '9' || n > (1ULL << 40)) break;
+                if (c < '0' || c > '9' || n > kMaxContentLength) break;
                 n = n * 10 + static_cast<std::uint64_t>(c - '0');
             }
             lv.body_left = n;

@@ -138,7 +138,7 @@ std::size_t Correlator::count_survivors(std::uint32_t idx, std::uint32_t* only) 
 }
 
 void Correlator::settle(std::vector<std::uint32_t>& work) {
-    std::size_t budget = 64 + 16 * work.size();
+    std::size_t budget = kSettleBudget + kSettleBudgetPerLeg * work.size();
     while (!work.empty() && budget-- > 0) {
         std::uint32_t idx = work.back();
         work.pop_back();
@@ -162,6 +162,7 @@ void Correlator::settle(std::vector<std::uint32_t>& work) {
                 if (t != idx) work.push_back(t);
         }
     }
+    if (!work.empty()) reached(Cap::Settle);
     work.clear();  // what the budget left
 }
 

@@ -147,13 +147,19 @@ void SmtpSession::release_buffers() {
 }
 
 void SmtpSession::note(bool from_client, std::string_view text) {
-    if (notes_.size() >= kMaxNotes) return;
+    if (notes_.size() >= kMaxNotes) {
+        caps_ |= kCapNotes;
+        return;
+    }
     notes_.push_back(SmtpNote{frame_, from_client, printable(text, 160)});
 }
 
 FrameCounts* SmtpSession::count_slot() {
     if (!counts_.empty() && counts_.back().frame == frame_) return &counts_.back();
-    if (counts_.size() >= kMaxCounted) return nullptr;
+    if (counts_.size() >= kMaxCounted) {
+        caps_ |= kCapCounted;
+        return nullptr;
+    }
     counts_.push_back(FrameCounts{frame_, 0, 0});
     return &counts_.back();
 }
@@ -166,7 +172,10 @@ FrameCounts SmtpSession::counts(FrameNum frame) const {
 }
 
 void SmtpSession::push(Cmd c) {
-    if (pending_.size() >= kMaxPending) pending_.pop_front();
+    if (pending_.size() >= kMaxPending) {
+        caps_ |= kCapPending;
+        pending_.pop_front();
+    }
     pending_.push_back(c);
 }
 
@@ -176,7 +185,10 @@ void SmtpSession::mark_smtp() {
 }
 
 void SmtpSession::client_line(std::string_view line, bool overlong) {
-    if (client_stamps_.size() < kMaxStamps) client_stamps_.push_back({fnv1a(line), time_});
+    if (client_stamps_.size() < kMaxStamps)
+        client_stamps_.push_back({fnv1a(line), time_});
+    else
+        caps_ |= kCapStamps;
     if (in_data_) {
         // RFC 5321 §4.1.1.4: a line holding only "." ends the content.
         if (line == ".") {
@@ -210,7 +222,10 @@ void SmtpSession::client_line(std::string_view line, bool overlong) {
     } else if (iprefix(line, "MAIL FROM:") || iprefix(line, "MAIL FROM :")) {
         std::string_view rest = line.substr(line.find(':') + 1);
         ++env_.mail_from_count;
-        if (env_.mail_from.size() < kMaxListed) env_.mail_from.push_back(printable(path_arg(rest), 255));
+        if (env_.mail_from.size() < kMaxListed)
+            env_.mail_from.push_back(printable(path_arg(rest), 255));
+        else
+            caps_ |= kCapListed;
         push(Cmd::Mail);
         client_smtp_ = true;
         mark_smtp();
@@ -218,7 +233,10 @@ void SmtpSession::client_line(std::string_view line, bool overlong) {
         std::string_view rest = line.substr(line.find(':') + 1);
         ++env_.rcpt_count;
         if (FrameCounts* c = count_slot()) ++c->rcpts;
-        if (env_.rcpt_to.size() < kMaxListed) env_.rcpt_to.push_back(printable(path_arg(rest), 255));
+        if (env_.rcpt_to.size() < kMaxListed)
+            env_.rcpt_to.push_back(printable(path_arg(rest), 255));
+        else
+            caps_ |= kCapListed;
         push(Cmd::Rcpt);
         client_smtp_ = true;
         mark_smtp();
@@ -255,7 +273,10 @@ void SmtpSession::client_line(std::string_view line, bool overlong) {
 }
 
 void SmtpSession::server_line(std::string_view line) {
-    if (server_stamps_.size() < kMaxStamps) server_stamps_.push_back({fnv1a(line), time_});
+    if (server_stamps_.size() < kMaxStamps)
+        server_stamps_.push_back({fnv1a(line), time_});
+    else
+        caps_ |= kCapStamps;
     bool more = false;
     int code = reply_code(line, &more);
     if (code < 0) {

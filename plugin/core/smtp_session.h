@@ -95,6 +95,15 @@ public:
     std::uint32_t replies_to_other() const { return replies_other_; }
 
     const Envelope& envelope() const { return env_; }
+    // Which of the caps above this session reached (bits: SmtpCap).
+    enum SmtpCap : std::uint8_t {
+        kCapPending = 1u << 0,  // kMaxPending commands awaited replies: the oldest was dropped
+        kCapStamps = 1u << 1,   // kMaxStamps lines per direction kept for comparing the legs
+        kCapNotes = 1u << 2,    // kMaxNotes lines kept for showing on their frames
+        kCapCounted = 1u << 3,  // kMaxCounted frames with envelope growth kept for the statistics
+        kCapListed = 1u << 4,   // kMaxListed senders or recipients listed
+    };
+    std::uint8_t caps() const { return caps_; }
     const std::vector<SmtpNote>& notes() const { return notes_; }
     // Envelope growth of one frame (zeroes when nothing grew there).
     FrameCounts counts(FrameNum frame) const;
@@ -116,6 +125,7 @@ private:
     LineAssembler client_{kMaxLine};
     LineAssembler server_{kMaxLine};
     std::deque<Cmd> pending_;
+    std::uint8_t caps_ = 0;
     std::uint64_t bdat_left_ = 0;   // raw chunk bytes still to skip
     bool in_data_ = false;          // client is sending message content
     bool auth_continue_ = false;    // next client line answers a 334 challenge

@@ -15,7 +15,7 @@ void Correlator::socks_bytes(std::uint32_t idx, bool from_client, const Segment&
     const auto* p = reinterpret_cast<const std::uint8_t*>(buf.data());
     if (from_client) {
         SocksRequest r = parse_socks_request(p, buf.size());
-        if (r.state == ParseState::NeedMore && buf.size() < 1024) return;
+        if (r.state == ParseState::NeedMore && buf.size() < kMaxSocksHandshake) return;
         if (r.state != ParseState::Done || r.command != 1) {
             mark_benign(idx);
             lv.client_phase = kIgnore;
@@ -35,7 +35,7 @@ void Correlator::socks_bytes(std::uint32_t idx, bool from_client, const Segment&
     }
     SocksVersion v = f.method == Method::Socks5 ? SocksVersion::V5 : SocksVersion::V4;
     SocksReply r = parse_socks_reply(v, p, buf.size());
-    if (r.state == ParseState::NeedMore && buf.size() < 1024) return;
+    if (r.state == ParseState::NeedMore && buf.size() < kMaxSocksHandshake) return;
     if (r.state != ParseState::Done || !f.request_frame) {
         lv.server_phase = kSIgnore;
         return;

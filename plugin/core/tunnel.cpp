@@ -3,6 +3,7 @@
 // legs found benign.
 #include <algorithm>
 #include <memory>
+#include <utility>
 
 #include "correlator.h"
 #include "http_parse.h"
@@ -49,7 +50,17 @@ void Correlator::tunnel_bytes(std::uint32_t idx, bool from_client, const std::ui
     const bool had_smtp = s.smtp_seen();
     const bool had_tls = s.tls_first();
     const std::size_t before = s.stamps(true).size() + s.stamps(false).size();
+    const std::uint8_t caps = s.caps();
     s.feed(from_client, d, n, seg.frame, seg.time);
+    if (s.caps() != caps) {
+        static constexpr std::pair<std::uint8_t, Cap> kSmtpCaps[] = {
+            {SmtpSession::kCapPending, Cap::SmtpPending}, {SmtpSession::kCapStamps, Cap::SmtpStamps},
+            {SmtpSession::kCapNotes, Cap::SmtpNotes},     {SmtpSession::kCapCounted, Cap::SmtpCounted},
+            {SmtpSession::kCapListed, Cap::SmtpListed},
+        };
+        for (const auto& [bit, cap] : kSmtpCaps)
+            if ((s.caps() & bit) && !(caps & bit)) reached(cap);
+    }
     if (f.role == Role::Proxy) {
         if (!had_smtp && s.smtp_seen()) add_event(seg.frame, idx, kEvSmtpFirst);
         if (!had_tls && s.tls_first()) add_event(seg.frame, idx, kEvEncrypted);

@@ -40,6 +40,7 @@ struct Experts {
     expert_field chained = EI_INIT;
     expert_field server_dropped = EI_INIT;
     expert_field mail_accepted = EI_INIT;
+    expert_field capped = EI_INIT;
 };
 
 // Other protocols and taps the glue refers to.

@@ -245,6 +245,8 @@ extern "C" void soh_register_protocol(void) {
             "The mail server hung up on the HTTP request line of an absolute-URI relay", EXPFILL } },
         { &ei.mail_accepted, { "smtp-over-http.mail_accepted", PI_SECURITY, PI_WARN,
             "The mail server accepted a message the proxy relayed", EXPFILL } },
+        { &ei.capped, { "smtp-over-http.capped", PI_PROTOCOL, PI_NOTE,
+            "A tracking limit was reached: later data of that kind is dropped", EXPFILL } },
         { &ei.table_full, { "smtp-over-http.table_full", PI_PROTOCOL, PI_NOTE,
             "Connection not tracked: flow table full", EXPFILL } },
     };

@@ -296,6 +296,11 @@ void render(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, const FrameNote
                                "Connection not tracked: flow table full (%zu connections)",
                                engine->config().max_flows);
     }
+    if (n->events & kEvCapped)
+        for (std::size_t c = 0; c < static_cast<std::size_t>(Cap::Count); ++c)
+            if (engine->cap_frame(static_cast<Cap>(c)) == pinfo->num)
+                expert_add_info_format(pinfo, nullptr, &ei.capped, "Limit reached: %s",
+                                       cap_text(static_cast<Cap>(c)));
     static View v;  // static: see the note at the top of this file
     try {
         engine->view_into(*n, v, complete);

@@ -42,8 +42,10 @@ a. the export is empty while CAP has frames carrying smtp-over-http (or
 b. an export frame does not carry smtp-over-http when re-analysed, or
    carries it with a field value (after the mapping above) other than its
    original frame's; a field one side prints and the other does not counts;
-c. the number of incidents differs: distinct tunnel.stream values (mapped)
-   on frames whose leg is `tunnel` or `attempt`, in CAP and in the export.
+c. the number of incidents differs: distinct (tunnel.stream, connect_in)
+   pairs (mapped; one connection may carry several incidents, one per
+   request) on frames whose leg is `tunnel` or `attempt`, in CAP and in the
+   export.
 
 Prints one line per capture (frames marked, frames exported, exported
 frames re-analysed alike, incidents in the capture / the export), then the
@@ -141,15 +143,19 @@ def map_filter(value, streams=None, frames=None):
     return _FILTER_TERM.sub(term, value)
 
 
-def incidents(rows, streams=None):
-    """Distinct tunnel.stream values (through `streams` when given) on the
-    frames whose leg is tunnel or attempt."""
+def incidents(rows, streams=None, frames=None):
+    """Distinct (tunnel.stream, connect_in) pairs (through `streams` and
+    `frames` when given) on the frames whose leg is tunnel or attempt."""
     found = set()
     for r in rows.frames.values():
         if not INCIDENT_LEGS & set(r.get(LEG, "").split(",")):
             continue
+        req = r.get(P + "connect_in", "").split(",")[0]
+        req = int(req) if req else None
+        if frames is not None and req is not None:
+            req = frames.get(req, "?%s" % req)
         for x in filter(None, r.get(TUNNEL_STREAM, "").split(",")):
-            found.add(streams.get(int(x), "?%s" % x) if streams is not None else int(x))
+            found.add((streams.get(int(x), "?%s" % x) if streams is not None else int(x), req))
     return found
 
 
@@ -182,7 +188,7 @@ def check_capture(env, cap, fields, frame_fields, stream_fields, outdir, keep):
         res.summary += "0 alike, incidents %d / 0" % n_inc
         if n_inc:
             res.fail("c", "%d incidents in the capture (tunnel streams %s), 0 in the export"
-                     % (n_inc, sorted(incidents(orig))))
+                     % (n_inc, sorted(incidents(orig), key=str)))
         return res
     if len(where) != len(marked):
         res.fail("a", "the export holds %d frames, the capture marks %d" % (len(where), len(marked)))
@@ -236,11 +242,11 @@ def check_capture(env, cap, fields, frame_fields, stream_fields, outdir, keep):
         alike += not diffs
 
     # c. incidents
-    inc_orig, inc_exp = incidents(orig), incidents(got, streams)
+    inc_orig, inc_exp = incidents(orig), incidents(got, streams, frames)
     if len(inc_orig) != len(inc_exp):
-        res.fail("c", "%d incidents in the capture, %d in the export (tunnel streams: capture %s, "
-                 "export mapped %s)" % (len(inc_orig), len(inc_exp), sorted(inc_orig),
-                                        sorted(inc_exp, key=str)))
+        res.fail("c", "%d incidents in the capture, %d in the export (tunnel stream and request: "
+                 "capture %s, export mapped %s)" % (len(inc_orig), len(inc_exp), sorted(inc_orig, key=str),
+                                                    sorted(inc_exp, key=str)))
     res.summary += "%d alike, incidents %d / %d" % (alike, len(inc_orig), len(inc_exp))
     return res
 

@@ -284,6 +284,10 @@ void Correlator::watch(StreamId stream, const Endpoint& client) {
     slots_[stream] = kSlotProxyWeb;
 }
 
+bool Correlator::starts_request(const std::uint8_t* data, std::size_t len) {
+    return looks_like_proxy_request(data, len);
+}
+
 void Correlator::web_segment(const Segment& seg) {
     const Endpoint* client = web_clients_.find(seg.stream);
     if (!client) {

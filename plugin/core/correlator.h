@@ -176,9 +176,13 @@ public:
     // A bare ACK of a possible relay leg not yet decided (kSlotRelayPending)
     // or of a held tunnel (kSlotTunnelHeld) is kept as its frame number, for
     // the flow it may become; their other segments go to on_segment.
+    // A segment with data of a watched proxy connection (kSlotProxyWeb) that
+    // cannot start a request (an answer, a body: given `data`) needs no
+    // Segment either: most segments of proxied web browsing.
     // Inline, only the test most frames stop at; the rest is out of line
     // (empty_segment), so that the per-frame code stays short.
-    bool fast_path(StreamId stream, std::size_t len, std::uint16_t flags, FrameNum frame) {
+    bool fast_path(StreamId stream, std::size_t len, std::uint16_t flags, FrameNum frame,
+                   const std::uint8_t* data = nullptr) {
         if (__builtin_expect(frame < frame_stream_.size(), 1))
             frame_stream_[frame] = stream + 1;
         else
@@ -186,7 +190,8 @@ public:
         if (stream >= slots_.size()) return false;
         const std::uint32_t slot = slots_[stream];
         if (slot == kSlotIgnored) return true;
-        return len == 0 && empty_segment(slot, stream, flags, frame);
+        if (len == 0) return empty_segment(slot, stream, flags, frame);
+        return slot == kSlotProxyWeb && data && !starts_request(data, len);
     }
     // Plaintext of a TCP stream that Wireshark decrypted (TLS to an HTTPS
     // proxy, with the analyst's key log): seq counts the bytes of the
@@ -281,6 +286,7 @@ private:
     // Proxy connections whose requests were of no interest so far: each
     // client segment that starts a request is looked at (web_segment).
     void watch(StreamId stream, const Endpoint& client);
+    static bool starts_request(const std::uint8_t* data, std::size_t len);
     void web_segment(const Segment& seg);
     bool may_request_again(const Flow& f) const;
     // A request after an earlier one that was an incident: a flow of its own.

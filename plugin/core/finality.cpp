@@ -131,8 +131,6 @@ void Correlator::make_provisional(View& v) const {
     v.smtp = nullptr;
     v.outcome = Outcome::Unknown;
     v.target_addr = v.status_known && p.target_literal ? p.target_addr : Addr{};
-    v.streams.clear();
-    v.dns_frames.clear();
 }
 
 }  // namespace soh

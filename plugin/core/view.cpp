@@ -170,9 +170,10 @@ void Correlator::view_into(const FrameNote& n, View& v, bool complete) const {
         v.target_addr = v.relay->server.addr;
     else
         v.target_addr = v.proxy->target_literal ? v.proxy->target_addr : v.proxy->resolved_addr;
+    // As frames go by, what is not final yet is left out (and not worked out).
+    if (!complete && !incident_final(v, n.frame)) return make_provisional(v);
     judge(v);
     incident_streams(v);
-    if (!complete && !incident_final(v, n.frame)) make_provisional(v);
 }
 
 }  // namespace soh

@@ -137,7 +137,8 @@ Segment segment_of(const packet_info* pinfo, const Addrs& a, std::uint16_t sport
     }
     FINALLY {
         StreamId stream;
-        if (conversation_stream(pinfo, a, h, key, &stream) && !engine->fast_path(stream, h.len, h.flags, pinfo->num))
+        if (conversation_stream(pinfo, a, h, key, &stream) &&
+            !engine->fast_path(stream, h.len, h.flags, pinfo->num, h.payload))
             observe_segment(pinfo, a, h, stream);
     }
     ENDTRY;
@@ -156,7 +157,7 @@ Segment segment_of(const packet_info* pinfo, const Addrs& a, std::uint16_t sport
             const std::uint32_t entry = streams->lookup(key);
             if (__builtin_expect(!trusted(entry, h.flags), 0)) return tcp_first(tvb, pinfo, tree, data, a, h, key);
             const StreamId stream = entry & ~StreamCache::kAtSyn;
-            if (__builtin_expect(!engine->fast_path(stream, h.len, h.flags, pinfo->num), 0))
+            if (__builtin_expect(!engine->fast_path(stream, h.len, h.flags, pinfo->num, h.payload), 0))
                 observe_segment(pinfo, a, h, stream);
         }
     }

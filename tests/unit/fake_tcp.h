@@ -39,7 +39,7 @@ public:
         seg.frame = next_frame_++;
         seg.time = now_;
         now_ += step_;
-        if (!(fast_path && corr_.fast_path(seg.stream, seg.len, seg.flags, seg.frame))) corr_.on_segment(seg);
+        if (!(fast_path && corr_.fast_path(seg.stream, seg.len, seg.flags, seg.frame, seg.data))) corr_.on_segment(seg);
         if (after_feed) after_feed(seg.frame);
         return seg.frame;
     }

@@ -237,7 +237,13 @@ void add_fields(proto_tree* t, tvbuff_t* tvb, packet_info* pinfo, const View& v)
         write_filter(w, v);
         add_str(t, tvb, hf.filter, w.c_str());
     }
-    if (PTREE_DATA(t)->visible) add_evidence(t, tvb, v);
+    // On the request frame and on a relay leg's first frame (Request in,
+    // Relay in lead there): a line per candidate on every frame of every
+    // leg would cost more than the rest of the frame's rendering.
+    const Flow* asked = v.last_proxy ? v.last_proxy : &p;
+    if (PTREE_DATA(t)->visible && (pinfo->num == asked->request_frame || pinfo->num == p.request_frame ||
+                                   (self.role == Role::Relay && pinfo->num == self.first_frame)))
+        add_evidence(t, tvb, v);
 }
 
 // The frame's contribution to the statistics: the incident once (on its

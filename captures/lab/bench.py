@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Build a large benchmark capture from the committed lab captures.
 
-  bench.py OUTDIR [SCALE]
+  bench.py OUTDIR [SCALE] [--mix benign|incidents]
+  bench.py --share LABELS [PCAP]   # frames in incident legs, counted with tshark
 
 Each seed capture is copied many times.  Every copy gets its own proxy host
 address (203.0.113.1-250, 2001:db8:3::1-250), its own client addresses and
@@ -14,6 +15,21 @@ measured.
 
 Writes OUTDIR/bench-xSCALE.pcap and OUTDIR/bench-xSCALE.labels.json (the
 seeds' labels with every endpoint rewritten like the packets).
+
+--mix incidents writes OUTDIR/bench-incidents-xSCALE.pcap and its labels
+instead: about two thirds of the frames in incident legs (tunnels and relay
+legs: mostly CONNECT to port 25, some SOCKS and POST), the rest benign
+(HTTPS and web fetches through the proxies, DNS, direct SMTP).  Copies of
+the two concurrent captures start in pairs at the same moment through two
+proxy addresses.  The default mix (mostly benign) is unchanged by it.
+
+--share LABELS reads LABELS' capture with tshark and prints its packets,
+the frames of the TCP streams of the labels' tunnel and relay endpoints
+(their number and share), the number of incidents, and how many proxy
+addresses have incident tunnels open at the same moment; exits 1 if the
+number of TCP streams is not the labels' tcp_streams.  With PCAP (a part of
+that capture, e.g. its first packets cut with editcap), the same for PCAP,
+without the checks: legs outside it are not counted.
 Standard library only; no root needed.
 """
 import array
@@ -23,6 +39,7 @@ import json
 import os
 import random
 import struct
+import subprocess
 import sys
 
 CAPDIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -33,6 +50,16 @@ INCIDENT_SEEDS = [("connect_ip_tinyproxy", 10), ("connect_ip_squid", 10), ("conn
                   ("mail_ports", 10), ("refused", 10), ("post_relay", 10), ("socks5", 10),
                   ("socks4", 10), ("ipv6", 10), ("odd_port_proxy", 10), ("malformed_request", 10),
                   ("concurrent_pairing", 2)]
+# The incident-heavy mix (--mix incidents): 1,490 copies, about 266,000
+# packets and 3,436 incidents at SCALE 1, about 65% of the frames in
+# incident legs.  Concurrent copies come in pairs (an even number of each).
+INCIDENTS_MIX_BENIGN = [("benign_only", 292)]
+INCIDENTS_MIX_INCIDENT = [("connect_ip_tinyproxy", 500), ("connect_ip_squid", 250),
+                          ("concurrent_pairing", 24), ("concurrent_mixed", 24),
+                          ("socks5", 100), ("socks4", 100), ("post_relay", 200)]
+MIXES = {"benign": ("bench-x%d", BENIGN_SEEDS, INCIDENT_SEEDS),
+         "incidents": ("bench-incidents-x%d", INCIDENTS_MIX_BENIGN, INCIDENTS_MIX_INCIDENT)}
+PAIR_JITTER = 0.05    # seconds between the starts of a pair of concurrent copies
 SPAN = 600.0          # seconds of traffic at SCALE 1
 EPOCH = 1767225600    # 2026-01-01 00:00:00 UTC
 
@@ -211,19 +238,122 @@ def map_labels(labels, k, ipmap, portmap):
     return out_inc, out_ben
 
 
+def tshark_fields(pcap, fields):
+    env = dict(os.environ, LC_ALL="C")
+    args = ["tshark", "-n", "-r", pcap, "-T", "fields", "-E", "separator=\t", "-E", "occurrence=f"]
+    for x in fields:
+        args += ["-e", x]
+    r = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    if r.returncode != 0:
+        raise SystemExit("tshark failed: %s" % r.stderr.strip())
+    return r.stdout
+
+
+def share(labels_path, part=None):
+    """Frames in incident legs: the TCP streams (numbered by tshark) whose
+    endpoints are an incident's client and proxy (its tunnel) or its
+    relay's client and server (its relay leg)."""
+    with open(labels_path) as f:
+        labels = json.load(f)
+    pcap = part or os.path.join(os.path.dirname(labels_path), labels["capture"])
+    out = tshark_fields(pcap, ["tcp.stream", "frame.time_relative", "ip.src", "ipv6.src",
+                               "tcp.srcport", "ip.dst", "ipv6.dst", "tcp.dstport"])
+    packets = 0
+    frames = {}      # stream -> frames
+    span = {}        # stream -> [first, last] time
+    pair = {}        # (endpoint, endpoint), both orders -> stream
+    for line in out.splitlines():
+        packets += 1
+        f = line.split("\t")
+        if not f[0]:
+            continue
+        sid, t = int(f[0]), float(f[1])
+        if sid in frames:
+            frames[sid] += 1
+            span[sid][1] = t
+            continue
+        frames[sid] = 1
+        span[sid] = [t, t]
+        a = ep_text(ipaddress.ip_address(f[2] or f[3]).packed, int(f[4]))
+        b = ep_text(ipaddress.ip_address(f[5] or f[6]).packed, int(f[7]))
+        pair[(a, b)] = pair[(b, a)] = sid
+    # the labels' endpoints are written like ep_text writes them
+    norm = lambda e: map_ep(e, {}, {})
+    legs, tunnels, missing = set(), {}, 0
+    for inc in labels["incidents"]:
+        tun = pair.get((norm(inc["client"]), norm(inc["proxy"])))
+        if tun is None:
+            missing += 1
+        else:
+            legs.add(tun)
+            tunnels[tun] = norm(inc["proxy"]).rpartition(":")[0]
+        rel = inc.get("relay")
+        if rel:
+            sid = pair.get((norm(rel["client"]), norm(rel["server"])))
+            if sid is None:
+                missing += 1
+            else:
+                legs.add(sid)
+    in_legs = sum(frames[s] for s in legs)
+    # how many proxy addresses have an incident tunnel open at one moment
+    events = sorted([(span[s][0], 0, s) for s in tunnels] + [(span[s][1], 1, s) for s in tunnels])
+    open_now, overlapping, most = set(), set(), 0
+    for _, end, sid in events:
+        if end:
+            open_now.discard(sid)
+            continue
+        others = [o for o in open_now if tunnels[o] != tunnels[sid]]
+        if others:
+            overlapping.update(others)
+            overlapping.add(sid)
+        open_now.add(sid)
+        most = max(most, len({tunnels[o] for o in open_now}))
+    if part:
+        print("%d packets, %d frames (%.1f%%) in incident legs"
+              % (packets, in_legs, 100.0 * in_legs / max(packets, 1)))
+        return 0
+    print("%s: %d packets, %d incidents" % (pcap, packets, len(labels["incidents"])))
+    print("frames in incident legs: %d (%.1f%%), in %d TCP streams (tunnels and relay legs)"
+          % (in_legs, 100.0 * in_legs / max(packets, 1), len(legs)))
+    print("incident tunnels: through %d proxy addresses; %d of %d open while one through another "
+          "proxy address is (up to %d addresses at once)"
+          % (len(set(tunnels.values())), len(overlapping), len(tunnels), most))
+    bad = 0
+    if missing:
+        print("bench.py: %d incident legs of the labels not found in the capture" % missing,
+              file=sys.stderr)
+        bad = 1
+    want = labels.get("tcp_streams")
+    print("tshark: %d TCP conversations (expected %s)" % (len(frames), want))
+    if want is not None and len(frames) != want:
+        print("bench.py: stream count mismatch", file=sys.stderr)
+        bad = 1
+    return bad
+
+
 def main(argv):
-    if len(argv) < 1:
+    if len(argv) in (2, 3) and argv[0] == "--share":
+        return share(*argv[1:])
+    mix = "benign"
+    if "--mix" in argv:
+        i = argv.index("--mix")
+        if i + 1 >= len(argv) or argv[i + 1] not in MIXES:
+            raise SystemExit("--mix must be one of: %s" % ", ".join(MIXES))
+        mix = argv[i + 1]
+        argv = argv[:i] + argv[i + 2:]
+    if len(argv) < 1 or argv[0].startswith("-"):
         print(__doc__)
         return 2
     outdir = argv[0]
     scale = int(argv[1]) if len(argv) > 1 else 1
     if scale < 1 or scale > 16:
         raise SystemExit("SCALE must be 1..16")
+    name_pattern, benign_seeds, incident_seeds = MIXES[mix]
     os.makedirs(outdir, exist_ok=True)
     rng = random.Random(20260101)
     alloc = Allocator()
     plan = []
-    for case, n in BENIGN_SEEDS + INCIDENT_SEEDS:
+    for case, n in benign_seeds + incident_seeds:
         plan += [case] * (n * scale)
     rng.shuffle(plan)
     seeds = {}
@@ -240,17 +370,28 @@ def main(argv):
     gens = []
     incidents, benign = [], []
     expected_streams = 0
+    waiting = None     # (k, start) of a concurrent copy waiting for its pair
+    pairs = 0
     for k, case in enumerate(plan):
         pk, clients, lab = seeds[case]
         ipmap, portmap = make_copy(k, pk, clients, alloc)
         start = EPOCH + rng.uniform(0, span)
+        if mix == "incidents" and case.startswith("concurrent_"):
+            # two bursts of tunnels at once, through two proxy addresses
+            # (k % 250 picks the proxy address)
+            if waiting is None:
+                waiting = (k, start)
+            elif waiting[0] % 250 != k % 250:
+                start = waiting[1] + rng.uniform(0, PAIR_JITTER)
+                waiting = None
+                pairs += 1
         gens.append(copy_packets(pk, start, k, ipmap, portmap))
         inc, ben = map_labels(lab, k, ipmap, portmap)
         incidents += inc
         benign += ben
         expected_streams += len({(p.src, p.sport, p.dst, p.dport) if (p.src, p.sport) in clients
                                  else (p.dst, p.dport, p.src, p.sport) for p in pk if p.proto == 6})
-    name = "bench-x%d" % scale
+    name = name_pattern % scale
     out = os.path.join(outdir, name + ".pcap")
     n = 0
     with open(out, "wb") as f:
@@ -266,12 +407,17 @@ def main(argv):
     summary = {"case": name, "capture": name + ".pcap", "made_by": "captures/lab/make-bench-capture.sh",
                "scale": scale, "capture_point": "proxy uplink", "legs_visible": ["tunnel", "relay"],
                "packets": n, "copies": len(plan), "tcp_streams": expected_streams,
-               "incident_count": len(incidents), "benign_count": len(benign),
-               "incidents": incidents, "benign": benign}
+               "incident_count": len(incidents), "benign_count": len(benign)}
+    if mix != "benign":
+        summary.update(mix=mix, concurrent_pairs=pairs)
+    summary.update(incidents=incidents, benign=benign)
     with open(os.path.join(outdir, name + ".labels.json"), "w") as f:
         json.dump(summary, f, indent=0)
     print("%s: %d packets, %d copies, %d TCP streams expected, %d incidents, %d benign connections"
           % (out, n, len(plan), expected_streams, len(incidents), len(benign)))
+    if mix != "benign":
+        print("%s: %d pairs of concurrent copies start together through two proxy addresses"
+              % (out, pairs))
     return 0
 
 

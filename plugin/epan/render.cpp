@@ -104,6 +104,31 @@ void summarise(char* out, std::size_t n, const View& v) {
 }
 
 // The fields of the subtree (none without a tree: nothing would keep them).
+// Who asked which proxy (formatted only when something reads them).
+void add_parties(proto_tree* t, tvbuff_t* tvb, const Flow& p) {
+    char a[kEndpointLen];
+    if (proto_field_is_referenced(t, hf.client)) {
+        fmt_endpoint(a, sizeof a, p.client);
+        add_str(t, tvb, hf.client, a);
+    }
+    if (proto_field_is_referenced(t, hf.proxy)) {
+        fmt_endpoint(a, sizeof a, p.server);
+        add_str(t, tvb, hf.proxy, a);
+    }
+}
+
+// The target as the request wrote it, and its address when known.
+void add_target(proto_tree* t, tvbuff_t* tvb, const Flow& p, const Addr& addr) {
+    add_str(t, tvb, hf.target_host, p.target_host.c_str());
+    add_uint(t, tvb, hf.target_port, p.target_port);
+    if (addr.family == 4)
+        proto_item_set_generated(
+            proto_tree_add_ipv4(t, hf.target_ip, tvb, 0, 0, *reinterpret_cast<const guint32*>(addr.bytes.data())));
+    if (addr.family == 6)
+        proto_item_set_generated(
+            proto_tree_add_ipv6(t, hf.target_ipv6, tvb, 0, 0, reinterpret_cast<const ws_in6_addr*>(addr.bytes.data())));
+}
+
 // The display filter that isolates the incident, as TRANSUM's clip_filter
 // does for an APDU (set members separated by commas: Wireshark 4.0 wants them).
 void write_filter(TextWriter& w, const View& v) {
@@ -120,29 +145,14 @@ void write_filter(TextWriter& w, const View& v) {
 // change (finality.cpp).
 void add_provisional_fields(proto_tree* t, tvbuff_t* tvb, packet_info* pinfo, const View& v) {
     const Flow& p = *v.proxy;
-    char a[kEndpointLen];
     if (*v.leg) add_str(t, tvb, hf.leg, v.leg);
     if (v.status_known) add_str(t, tvb, hf.method, method_name(p.first_method()));
     add_uint(t, tvb, hf.tunnel_stream, p.stream);
     add_uint(t, tvb, hf.connect_in, p.request_frame);
     if (v.status_known && p.response_frame) add_uint(t, tvb, hf.response_in, p.response_frame);
-    if (proto_field_is_referenced(t, hf.client)) {
-        fmt_endpoint(a, sizeof a, p.client);
-        add_str(t, tvb, hf.client, a);
-    }
-    if (proto_field_is_referenced(t, hf.proxy)) {
-        fmt_endpoint(a, sizeof a, p.server);
-        add_str(t, tvb, hf.proxy, a);
-    }
+    add_parties(t, tvb, p);
     if (v.status_known) {
-        add_str(t, tvb, hf.target_host, p.target_host.c_str());
-        add_uint(t, tvb, hf.target_port, p.target_port);
-        if (v.target_addr.family == 4)
-            proto_item_set_generated(proto_tree_add_ipv4(t, hf.target_ip, tvb, 0, 0,
-                                                         *reinterpret_cast<const guint32*>(v.target_addr.bytes.data())));
-        if (v.target_addr.family == 6)
-            proto_item_set_generated(proto_tree_add_ipv6(
-                t, hf.target_ipv6, tvb, 0, 0, reinterpret_cast<const ws_in6_addr*>(v.target_addr.bytes.data())));
+        add_target(t, tvb, p, v.target_addr);
         add_str(t, tvb, hf.status, status_name(v.status));
         if (p.status_code || is_socks(p.method)) add_uint(t, tvb, hf.status_code, p.status_code);
         if (p.proxy_auth) add_bool(t, tvb, hf.proxy_auth, true);
@@ -181,7 +191,6 @@ void add_fields(proto_tree* t, tvbuff_t* tvb, packet_info* pinfo, const View& v)
     const Flow& self = *v.self;
     const Flow& p = *v.proxy;
     const bool on_proxy_leg = &self == &p;
-    char a[kEndpointLen];
     add_str(t, tvb, hf.leg, v.leg);
     add_str(t, tvb, hf.method, method_name(p.first_method()));
     if (on_proxy_leg || v.pairing == Pairing::Unique) add_uint(t, tvb, hf.tunnel_stream, p.stream);
@@ -191,22 +200,8 @@ void add_fields(proto_tree* t, tvbuff_t* tvb, packet_info* pinfo, const View& v)
         if (p.response_frame) add_uint(t, tvb, hf.response_in, p.response_frame);
     }
     if (v.relay) add_uint(t, tvb, hf.relay_in, v.relay->first_frame);
-    if (proto_field_is_referenced(t, hf.client)) {
-        fmt_endpoint(a, sizeof a, p.client);
-        add_str(t, tvb, hf.client, a);
-    }
-    if (proto_field_is_referenced(t, hf.proxy)) {
-        fmt_endpoint(a, sizeof a, p.server);
-        add_str(t, tvb, hf.proxy, a);
-    }
-    add_str(t, tvb, hf.target_host, p.target_host.c_str());
-    proto_item_set_generated(proto_tree_add_uint(t, hf.target_port, tvb, 0, 0, p.target_port));
-    if (v.target_addr.family == 4)
-        proto_item_set_generated(proto_tree_add_ipv4(t, hf.target_ip, tvb, 0, 0,
-                                                     *reinterpret_cast<const guint32*>(v.target_addr.bytes.data())));
-    if (v.target_addr.family == 6)
-        proto_item_set_generated(proto_tree_add_ipv6(
-            t, hf.target_ipv6, tvb, 0, 0, reinterpret_cast<const ws_in6_addr*>(v.target_addr.bytes.data())));
+    add_parties(t, tvb, p);
+    add_target(t, tvb, p, v.target_addr);
     add_str(t, tvb, hf.status, status_name(v.status));
     add_str(t, tvb, hf.outcome, outcome_name(v.outcome));
     // A SOCKS grant is code 0: show the code whenever the proxy answered with one.

@@ -429,6 +429,8 @@ private:
     // by name: the answer that comes is their evidence.
     std::unordered_map<std::string, std::vector<std::uint32_t>> dns_wait_;
     double now_ = 0;      // newest time observed (capture times may go backwards)
+    mutable std::vector<std::uint32_t> walk_;  // component_final's list, kept between calls
+    mutable std::uint32_t walk_mark_ = 0;
     FrameNum frame_ = 0;  // the frame being observed
     FrameNum cap_frame_[static_cast<std::size_t>(Cap::Count)] = {};
     static constexpr std::size_t kMaxAddrsPerName = 16;

@@ -62,9 +62,17 @@ bool Correlator::proxy_final(std::uint32_t idx, int depth) const {
     return true;
 }
 
+// Runs on every frame a single pass shows, so the common answer (the leg is
+// still open) costs one test, and the walk allocates nothing once its list
+// has grown; a flow is marked visited with the walk's number.
 bool Correlator::component_final(std::uint32_t start) const {
     constexpr std::size_t kMaxComponent = 1024;
-    std::vector<std::uint32_t> seen{start};
+    if (flows_[start].final) return true;
+    if (!flows_[start].closed) return false;
+    std::vector<std::uint32_t>& seen = walk_;
+    seen.assign(1, start);
+    const std::uint32_t mark = ++walk_mark_;
+    flows_[start].walk_mark = mark;
     for (std::size_t i = 0; i < seen.size(); ++i) {
         const std::uint32_t idx = seen[i];
         const Flow& f = flows_[idx];
@@ -72,7 +80,10 @@ bool Correlator::component_final(std::uint32_t start) const {
         if (!f.closed) return false;
         if (f.role == Role::Proxy && f.request_frame && (!window_over(f) || pending_refs(idx))) return false;
         auto visit = [&](std::uint32_t next) {
-            if (std::find(seen.begin(), seen.end(), next) == seen.end()) seen.push_back(next);
+            if (flows_[next].walk_mark != mark) {
+                flows_[next].walk_mark = mark;
+                seen.push_back(next);
+            }
         };
         for (const Link& l : f.links) visit(l.relay);
         for (std::uint32_t t : f.tunnels) visit(t);

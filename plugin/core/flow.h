@@ -131,6 +131,7 @@ struct Flow {
     // change this proxy leg's incident, and the frame where that was found.
     mutable bool final = false;
     mutable FrameNum final_frame = 0;
+    mutable std::uint32_t walk_mark = 0;  // component_final's visited mark
 
     // How the client first asked: the outermost request of a chain it builds.
     Method first_method() const { return via.empty() ? method : via.front().method; }

@@ -14,10 +14,10 @@ namespace {
 using test::Capture;
 using test::ep;
 using test::FakeTcp;
+using test::kAttacker;
+using test::kMta;
 
-const Endpoint kAttacker = ep("192.0.2.10", 40000);
 const Endpoint kProxy = ep("203.0.113.1", 8888);
-const Endpoint kMta = ep("198.51.100.25", 25);
 
 TEST(Caps, PipelinedCommandsPastTheQueueAreSaid) {
     Capture cap;

@@ -28,6 +28,24 @@ inline Endpoint ep(std::string_view addr, std::uint16_t port) {
 
 inline Addr addr(std::string_view text) { return *Addr::parse(text); }
 
+// The parties most tests use: two attackers, the proxy's two outgoing
+// endpoints, the mail server, and the proxy's answer to a CONNECT.
+inline const Endpoint kAttacker = ep("192.0.2.10", 40000);
+inline const Endpoint kAttacker2 = ep("192.0.2.11", 40001);
+inline const Endpoint kProxyOut = ep("203.0.113.1", 50000);
+inline const Endpoint kProxyOut2 = ep("203.0.113.1", 50001);
+inline const Endpoint kMta = ep("198.51.100.25", 25);
+inline const char* const k200 = "HTTP/1.1 200 Connection established\r\n\r\n";
+
+// A frame as a complete capture shows it (tshark -2): its note, or else the
+// leg its TCP segment belongs to (frame_flow). An empty View: nothing of ours.
+inline View complete_view(const Correlator& c, FrameNum f) {
+    const FrameNote* n = c.note(f);
+    FrameNote leg{f, c.frame_flow(f), 0};
+    if (!n && leg.flow != kNone) n = &leg;
+    return n ? c.view(*n) : View{};
+}
+
 class Capture {
 public:
     explicit Capture(Config cfg = {}, double step = 0.001) : corr_(std::move(cfg)), step_(step) {}

@@ -17,25 +17,20 @@ namespace {
 using test::Capture;
 using test::ep;
 using test::FakeTcp;
+using test::k200;
+using test::kAttacker;
+using test::kMta;
+using test::kProxyOut;
+using test::kProxyOut2;
 
-const Endpoint kAttacker = ep("192.0.2.10", 40000);
 const Endpoint kProxy = ep("203.0.113.1", 3128);
-const Endpoint kProxyOut = ep("203.0.113.1", 50000);
-const Endpoint kProxyOut2 = ep("203.0.113.1", 50001);
-const Endpoint kMta = ep("198.51.100.25", 25);
 const char* const kGet = "GET http://198.51.100.80/news.html HTTP/1.1\r\nHost: 198.51.100.80\r\n\r\n";
 const char* const kPage = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
 const char* const kConnect = "CONNECT 198.51.100.25:25 HTTP/1.1\r\nHost: 198.51.100.25:25\r\n\r\n";
-const char* const k200 = "HTTP/1.1 200 Connection established\r\n\r\n";
 const char* const k407 = "HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"p\"\r\n"
                          "Content-Length: 0\r\n\r\n";
 
-View complete(const Correlator& c, FrameNum f) {
-    const FrameNote* n = c.note(f);
-    FrameNote leg{f, c.frame_flow(f), 0};
-    if (!n && leg.flow != kNone) n = &leg;
-    return n ? c.view(*n) : View{};
-}
+View complete(const Correlator& c, FrameNum f) { return test::complete_view(c, f); }
 
 void smtp(FakeTcp& tun, FakeTcp& rel, const std::string& from) {
     auto c = [&](const std::string& l) { tun.client(l); rel.client(l); };
@@ -142,22 +137,21 @@ TEST(Requests, AbsoluteUriRequestsInARowAreIncidentsEach) {
         return "POST http://198.51.100.25:25/ HTTP/1.1\r\nContent-Length: " + std::to_string(body.size()) +
                "\r\n\r\n" + body;
     };
+    // One request on the tunnel, relayed on `rel`, answered 503 by the proxy.
+    auto relayed = [&](FakeTcp& rel, const std::string& body) {
+        const FrameNum req = tun.client(post(body));
+        rel.handshake();
+        rel.server("220 mx\r\n");
+        rel.client(post(body));
+        rel.server("502 no\r\n502 no\r\n250 mx\r\n250 ok\r\n");
+        rel.close();
+        tun.server("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n");
+        return req;
+    };
     tun.handshake();
-    const FrameNum p1 = tun.client(post(body1));
-    r1.handshake();
-    r1.server("220 mx\r\n");
-    r1.client(post(body1));
-    r1.server("502 no\r\n502 no\r\n250 mx\r\n250 ok\r\n");
-    r1.close();
-    tun.server("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n");
+    const FrameNum p1 = relayed(r1, body1);
     cap.advance(1.0);
-    const FrameNum p2 = tun.client(post(body2));
-    r2.handshake();
-    r2.server("220 mx\r\n");
-    r2.client(post(body2));
-    r2.server("502 no\r\n502 no\r\n250 mx\r\n250 ok\r\n");
-    r2.close();
-    tun.server("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n");
+    const FrameNum p2 = relayed(r2, body2);
     tun.close();
     View a = complete(cap.corr(), p1), b = complete(cap.corr(), p2);
     ASSERT_TRUE(a.suspect);

@@ -19,15 +19,15 @@ namespace {
 using test::Capture;
 using test::ep;
 using test::FakeTcp;
+using test::k200;
+using test::kAttacker;
+using test::kAttacker2;
+using test::kMta;
+using test::kProxyOut;
+using test::kProxyOut2;
 
-const Endpoint kAttacker = ep("192.0.2.10", 40000);
-const Endpoint kAttacker2 = ep("192.0.2.11", 40001);
 const Endpoint kProxy = ep("203.0.113.1", 8888);
-const Endpoint kProxyOut = ep("203.0.113.1", 50000);
-const Endpoint kProxyOut2 = ep("203.0.113.1", 50001);
-const Endpoint kMta = ep("198.51.100.25", 25);
 const char* const kConnectMta = "CONNECT 198.51.100.25:25 HTTP/1.1\r\n\r\n";
-const char* const k200 = "HTTP/1.1 200 Connection established\r\n\r\n";
 
 // What a frame shows, as the renderer would tell it.
 struct Shown {

@@ -16,6 +16,8 @@ PACKAGES=(
     python3                               # capture test harness
     util-linux                            # setpriv: tests drop root to run tshark
     file                                  # cpack: dpkg-shlibdeps of the Debian package
+    python3-jsonschema                    # soh-report tests: JSON lines against the schema
+    parallel zstd                         # soh-report tests: job-runner recipe, .zst captures
 )
 
 # --list: the list, one per line (scripts/wireshark-env.sh builds its

@@ -197,7 +197,7 @@ void Correlator::process(std::uint32_t idx, const Segment& seg) {
     if (g.release_pending) {
         g.release_pending = false;
         release(idx);
-        if (!g.tunnels.empty()) content_changed(idx);  // a closed relay is final evidence
+        if (!g.tunnels.empty()) content_changed(idx, Evidence::Closed);  // a closed relay is final evidence
     }
     if (g.benign) {
         if (may_request_again(g))

@@ -101,6 +101,10 @@ const char* pairing_name(Pairing p);
 
 // The incident a frame belongs to, as the renderer needs it.
 struct View {
+    // Asked by the caller: false when nothing reads the candidate lists, the
+    // chain or the streams (no field shown or referenced, no expert item on
+    // the frame), which are then left empty.
+    bool detail = true;
     bool suspect = false;
     const char* leg = "";           // "tunnel", "relay", "hop", "attempt" or "dns"
     // A single pass, before nothing later can change the incident: only
@@ -376,11 +380,14 @@ private:
     // The proxy leg an incident starts from, up a chain of hops.
     std::uint32_t chain_head(std::uint32_t idx) const;
     void link_candidates(std::uint32_t relay_idx, const Segment& seg, const std::vector<std::uint32_t>& proxies);
-    void content_changed(std::uint32_t idx);
-    void evaluate(Flow& proxy, Link& link);
+    // What content_changed is told about a leg.
+    enum class Evidence : std::uint8_t { Lines, FirstLines, Closed };
+    void content_changed(std::uint32_t idx, Evidence what);
+    bool evaluate(Flow& proxy, Link& link);
     bool has_content(const Flow& proxy) const;
     bool survives(std::uint32_t proxy_idx, const Link& link, bool content) const;
-    // Candidates of a proxy leg still standing; *only gets the first one.
+    // Candidates of a proxy leg still standing, counted up to two (none, one
+    // or several); *only gets the first one.
     std::size_t count_survivors(std::uint32_t proxy_idx, std::uint32_t* only) const;
     // Re-pairs the proxy legs in work (and those a change frees), within a
     // budget; leaves work empty.

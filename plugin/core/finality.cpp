@@ -131,8 +131,9 @@ void Correlator::make_provisional(View& v) const {
     v.relay_candidates.clear();
     const bool content = has_content(p);
     const auto idx = static_cast<std::uint32_t>(&p - flows_.data());
-    for (const Link& l : p.links)
-        if (survives(idx, l, content)) v.relay_candidates.push_back(flows_[l.relay].stream);
+    if (v.detail)
+        for (const Link& l : p.links)
+            if (survives(idx, l, content)) v.relay_candidates.push_back(flows_[l.relay].stream);
     v.tunnel_candidates.clear();
     v.relay = nullptr;
     v.last_proxy = &p;

@@ -113,8 +113,13 @@ struct Flow {
 
     // Relay candidate: the proxy legs it may belong to, with the index of the
     // Link for it in each (links are never removed, so indices stay valid).
+    // kDeadLink marks a link known to mismatch: it never survives again, and
+    // the relay's lines skip it without reading that proxy leg.
     std::vector<std::uint32_t> tunnels;
     std::vector<std::uint32_t> tunnel_links;
+    static constexpr std::uint32_t kDeadLink = 0x80000000u;
+    std::uint32_t link_index(std::size_t i) const { return tunnel_links[i] & ~kDeadLink; }
+    bool link_dead(std::size_t i) const { return (tunnel_links[i] & kDeadLink) != 0; }
     std::uint32_t owner = kNone;
     bool hop = false;        // a relay candidate that turned out to be a proxy request itself
     bool hop_only = false;   // a candidate only as the next proxy of a chain, not by target

@@ -74,10 +74,14 @@ void Correlator::link_candidates(std::uint32_t relay_idx, const Segment& seg,
     settle(work);
 }
 
-void Correlator::evaluate(Flow& p, Link& link) {
-    if (link.mismatch || !relays_verbatim(p.method)) return;
+// Compares the lines both legs have carried since the last call. True when
+// the link's survival may have changed (survives): a mismatch, or its first
+// equal line.
+bool Correlator::evaluate(Flow& p, Link& link) {
+    if (link.mismatch || !relays_verbatim(p.method)) return false;
     const Flow& r = flows_[link.relay];
-    if (!p.smtp || !r.smtp) return;
+    if (!p.smtp || !r.smtp) return false;
+    const bool had_match = link.matched != 0;
     for (int dir = 0; dir < 2; ++dir) {
         const bool client = dir == 0;
         const auto& a = p.smtp->stamps(client);
@@ -88,27 +92,41 @@ void Correlator::evaluate(Flow& p, Link& link) {
             bool order_ok = client ? b[i].time + cfg_.slack >= a[i].time : a[i].time + cfg_.slack >= b[i].time;
             if (a[i].hash != b[i].hash || !order_ok) {
                 link.mismatch = true;
-                return;
+                return true;
             }
             if (link.matched < 255) ++link.matched;
         }
         checked = static_cast<std::uint8_t>(n);
     }
+    return !had_match && link.matched != 0;
 }
 
-void Correlator::content_changed(std::uint32_t idx) {
+// New lines on a leg, or a candidate relay closed. Only the proxy legs whose
+// candidates may now survive differently are settled again: a relay leg with
+// many tunnel candidates (concurrent spam through one proxy to one mail
+// server) would otherwise re-count every candidate of each of them on every
+// line it carries. The pairing of the others has not changed, so settling
+// them again would find it as it is.
+void Correlator::content_changed(std::uint32_t idx, Evidence what) {
     Flow& f = flows_[idx];
     std::vector<std::uint32_t>& work = content_work_;
     work.clear();  // settle empties it; not if an exception cut the last one short
     if (f.role == Role::Proxy) {
-        for (Link& l : f.links) evaluate(f, l);
-        if (!f.links.empty()) work.push_back(idx);
+        // Its first lines decide for every link whether content counts (survives).
+        bool changed = what == Evidence::FirstLines;
+        for (Link& l : f.links)
+            if (!l.mismatch) changed |= evaluate(f, l);
+        if (changed) work.push_back(idx);
     }
-    // A relay leg, or a hop of a chain: the proxy legs it may belong to.
+    // A relay leg, or a hop of a chain: the proxy legs it may belong to. A
+    // closed relay rules out a tunnel that shares no line with it.
     for (std::size_t i = 0; i < f.tunnels.size(); ++i) {
+        if (f.link_dead(i)) continue;
         Flow& p = flows_[f.tunnels[i]];
-        evaluate(p, p.links[f.tunnel_links[i]]);
-        work.push_back(f.tunnels[i]);
+        Link& l = p.links[f.link_index(i)];
+        const bool changed = evaluate(p, l);
+        if (l.mismatch) f.tunnel_links[i] |= Flow::kDeadLink;
+        if (changed || (what == Evidence::Closed && !l.mismatch && l.matched == 0)) work.push_back(f.tunnels[i]);
     }
     settle(work);
 }
@@ -133,6 +151,7 @@ std::size_t Correlator::count_survivors(std::uint32_t idx, std::uint32_t* only) 
     for (const Link& l : p.links) {
         if (!survives(idx, l, content)) continue;
         if (n++ == 0 && only) *only = l.relay;
+        if (n == 2) break;  // callers tell none, one and several apart
     }
     return n;
 }

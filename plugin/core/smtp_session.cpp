@@ -53,14 +53,20 @@ bool contains_ci(std::string_view s, std::string_view needle) {
 
 }  // namespace
 
-std::string printable(std::string_view s, std::size_t max) {
-    std::string out;
-    out.reserve(std::min(s.size(), max));
-    for (std::size_t i = 0; i < s.size() && i < max; ++i) {
-        unsigned char c = static_cast<unsigned char>(s[i]);
-        out += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '.';
+void append_printable(std::string& out, std::string_view s, std::size_t max) {
+    const std::size_t n = std::min(s.size(), max);
+    const std::size_t at = out.size();
+    out.append(s.data(), n);
+    for (std::size_t i = at; i < out.size(); ++i) {
+        const unsigned char c = static_cast<unsigned char>(out[i]);
+        if (c < 0x20 || c >= 0x7f) out[i] = '.';
     }
     if (s.size() > max) out += "...";
+}
+
+std::string printable(std::string_view s, std::size_t max) {
+    std::string out;
+    append_printable(out, s, max);
     return out;
 }
 
@@ -151,7 +157,10 @@ void SmtpSession::note(bool from_client, std::string_view text) {
         caps_ |= kCapNotes;
         return;
     }
-    notes_.push_back(SmtpNote{frame_, from_client, printable(text, 160)});
+    const std::size_t at = note_text_.size();
+    append_printable(note_text_, text, kNoteChars);
+    notes_.push_back(SmtpNote{frame_, from_client, static_cast<std::uint16_t>(note_text_.size() - at),
+                              static_cast<std::uint32_t>(at)});
 }
 
 FrameCounts* SmtpSession::count_slot() {

@@ -34,10 +34,13 @@ struct Envelope {
 };
 
 // One command or reply worth showing on its frame.
+// Its text is kept in the session's one buffer (SmtpSession::note_text):
+// one allocation per session rather than one per line.
 struct SmtpNote {
     FrameNum frame = 0;
     bool from_client = false;
-    std::string text;  // printable, truncated
+    std::uint16_t len = 0;
+    std::uint32_t at = 0;
 };
 
 // Envelope growth on one frame, for statistics counted as frames go by.
@@ -59,6 +62,7 @@ public:
     static constexpr std::size_t kMaxListed = 64;     // addresses kept per list
     static constexpr std::size_t kMaxPending = 256;   // pipelined commands awaiting replies
     static constexpr std::size_t kMaxNotes = 96;      // per-frame notes kept per session
+    static constexpr std::size_t kNoteChars = 160;    // of each note's line
     static constexpr std::size_t kMaxStamps = 24;     // line hashes kept per direction
     static constexpr std::size_t kMaxCounted = 4096;  // frames with envelope growth kept
     static constexpr std::size_t kUndecidedBytes = 16 * 1024;
@@ -105,6 +109,8 @@ public:
     };
     std::uint8_t caps() const { return caps_; }
     const std::vector<SmtpNote>& notes() const { return notes_; }
+    // A note's text: printable, truncated.
+    std::string_view note_text(const SmtpNote& n) const { return std::string_view(note_text_).substr(n.at, n.len); }
     // Envelope growth of one frame (zeroes when nothing grew there).
     FrameCounts counts(FrameNum frame) const;
     const std::vector<LineStamp>& stamps(bool from_client) const {
@@ -150,6 +156,7 @@ private:
 
     Envelope env_;
     std::vector<SmtpNote> notes_;
+    std::string note_text_;
     std::vector<FrameCounts> counts_;  // in frame order
     std::vector<LineStamp> client_stamps_;
     std::vector<LineStamp> server_stamps_;
@@ -157,5 +164,6 @@ private:
 
 // Printable ASCII copy of at most max bytes; other bytes become '.'.
 std::string printable(std::string_view s, std::size_t max);
+void append_printable(std::string& out, std::string_view s, std::size_t max);
 
 }  // namespace soh

@@ -70,7 +70,8 @@ void Correlator::tunnel_bytes(std::uint32_t idx, bool from_client, const std::ui
         mark_benign(idx);
         return;
     }
-    if (s.stamps(true).size() + s.stamps(false).size() != before) content_changed(idx);
+    const std::size_t after = s.stamps(true).size() + s.stamps(false).size();
+    if (after != before) content_changed(idx, before ? Evidence::Lines : Evidence::FirstLines);
 }
 
 // A connection from the proxy taken for the next hop of a chain that does not
@@ -79,7 +80,8 @@ void Correlator::drop_hop_candidate(std::uint32_t idx) {
     Flow& f = flows_[idx];
     std::vector<std::uint32_t> work;
     for (std::size_t i = 0; i < f.tunnels.size(); ++i) {
-        flows_[f.tunnels[i]].links[f.tunnel_links[i]].mismatch = true;
+        flows_[f.tunnels[i]].links[f.link_index(i)].mismatch = true;
+        f.tunnel_links[i] |= Flow::kDeadLink;
         work.push_back(f.tunnels[i]);
     }
     // Released once the segment is processed (we may be inside its reassembler).

@@ -97,19 +97,28 @@ void Correlator::view_into(const FrameNote& n, View& v, bool complete) const {
         v.leg = (n.events & kEvDns) ? "dns" : "tunnel";  // "attempt": judge()
         v.proxy = &f;
     } else {
-        for (std::size_t i = 0; i < f.tunnels.size(); ++i) {
+        // A relay leg no proxy leg owns: ambiguous between the tunnels it
+        // may belong to.
+        auto stands = [&](std::size_t i) {
             const std::uint32_t t = f.tunnels[i];
             const Flow& p = flows_[t];
-            if (!p.suspect_proxy() || !survives(t, p.links[f.tunnel_links[i]], has_content(p))) continue;
-            if (!v.proxy) v.proxy = &p;
-            v.tunnel_candidates.push_back(p.stream);
-        }
-        if (!v.proxy) return;
+            return !f.link_dead(i) && p.suspect_proxy() && survives(t, p.links[f.link_index(i)], has_content(p));
+        };
+        std::size_t i = 0;
+        while (i < f.tunnels.size() && !stands(i)) ++i;
+        if (i == f.tunnels.size()) return;
+        v.proxy = &flows_[f.tunnels[i]];
         v.suspect = true;
         v.leg = "relay";
         v.pairing = Pairing::Ambiguous;
         v.relay = &f;
         v.last_proxy = v.proxy;
+        // As frames go by it says nothing until final (make_provisional):
+        // the other candidates are not worth finding before.
+        if (!complete && !incident_final(v, n.frame)) return make_provisional(v);
+        if (v.detail)
+            for (; i < f.tunnels.size(); ++i)
+                if (stands(i)) v.tunnel_candidates.push_back(flows_[f.tunnels[i]].stream);
     }
     if (!v.relay) {
         // Down the chain from the first proxy leg: each leg paired with the next.
@@ -133,14 +142,15 @@ void Correlator::view_into(const FrameNote& n, View& v, bool complete) const {
             if (count_survivors(at, nullptr) > 1) {
                 v.pairing = Pairing::Ambiguous;
                 const bool content = has_content(last);
-                for (const Link& l : last.links)
-                    if (survives(at, l, content)) v.relay_candidates.push_back(flows_[l.relay].stream);
+                if (v.detail)
+                    for (const Link& l : last.links)
+                        if (survives(at, l, content)) v.relay_candidates.push_back(flows_[l.relay].stream);
             }
         }
         // The proxies in order: the legs between proxies when the capture has
         // them, else the requests a client-built chain sent through its tunnel.
         std::size_t proxy_legs = v.chain_legs.size() - (v.relay ? 1 : 0);
-        if (proxy_legs > 1 || !v.proxy->via.empty()) {
+        if (v.detail && (proxy_legs > 1 || !v.proxy->via.empty())) {
             v.chain.push_back({v.proxy->server.str(), v.proxy->first_method()});
             if (proxy_legs > 1) {
                 for (std::size_t i = 1; i < proxy_legs; ++i)
@@ -173,7 +183,7 @@ void Correlator::view_into(const FrameNote& n, View& v, bool complete) const {
     // As frames go by, what is not final yet is left out (and not worked out).
     if (!complete && !incident_final(v, n.frame)) return make_provisional(v);
     judge(v);
-    incident_streams(v);
+    if (v.detail) incident_streams(v);
 }
 
 }  // namespace soh

@@ -68,7 +68,8 @@ void render_lines(proto_tree* t, tvbuff_t* tvb, const Flow& f, FrameNum frame) {
     char buf[200];
     for (const SmtpNote& n : f.smtp->notes()) {
         if (n.frame != frame) continue;
-        add_str(t, tvb, hf.line, TextWriter(buf, sizeof buf).str(n.from_client ? "C: " : "S: ").str(n.text).c_str());
+        add_str(t, tvb, hf.line,
+                TextWriter(buf, sizeof buf).str(n.from_client ? "C: " : "S: ").str(f.smtp->note_text(n)).c_str());
     }
 }
 
@@ -303,6 +304,13 @@ void render(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, const FrameNote
                 expert_add_info_format(pinfo, nullptr, &ei.capped, "Limit reached: %s",
                                        cap_text(static_cast<Cap>(c)));
     static View v;  // static: see the note at the top of this file
+    // Fields are added to a displayed tree, or to a hidden one when a filter,
+    // -e or a colouring rule refers to one of them; expert items stand on
+    // event frames. Elsewhere the candidate lists, chain and streams are not
+    // worked out.
+    const bool visible = tree && PTREE_DATA(tree)->visible;
+    const bool fields = tree && (visible || subtree_referenced());
+    v.detail = fields || n->events;
     try {
         engine->view_into(*n, v, complete);
     } catch (...) {
@@ -325,7 +333,7 @@ void render(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, const FrameNote
     // rules) builds a tree that is never displayed, and there only the fields
     // it refers to are kept.
     proto_item* ti = proto_tree_add_item(tree, hf.proto, tvb, 0, 0, ENC_NA);
-    if (tree && PTREE_DATA(tree)->visible) {
+    if (visible) {
         summarise(text, sizeof text, v);
         proto_item_set_text(ti, "SMTP-over-HTTP: %s", text);
     }
@@ -333,7 +341,7 @@ void render(tvbuff_t* tvb, packet_info* pinfo, proto_tree* tree, const FrameNote
 
     // A tree nobody displays keeps only the fields something refers to; a
     // filter on the protocol alone (-Y smtp-over-http) needs none of them.
-    if (t && (PTREE_DATA(t)->visible || subtree_referenced())) add_fields(t, tvb, pinfo, v);
+    if (t && fields) add_fields(t, tvb, pinfo, v);
 
     // Expert items, added even without a tree so -z expert, the dialog and the
     // status bar see them. They stand on a few event frames per incident only.

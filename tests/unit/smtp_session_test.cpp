@@ -29,7 +29,7 @@ struct Dialogue {
 
     bool notes_contain(std::string_view needle) const {
         for (const auto& n : s.notes())
-            if (n.text.find(needle) != std::string::npos) return true;
+            if (s.note_text(n).find(needle) != std::string::npos) return true;
         return false;
     }
 };
@@ -77,7 +77,7 @@ TEST(SmtpSession, NotesCarryTheirFrame) {
     FrameNum ehlo = d.c("EHLO client.example\r\n");
     bool found = false;
     for (const auto& n : d.s.notes()) {
-        if (n.text == "EHLO client.example") {
+        if (d.s.note_text(n) == "EHLO client.example") {
             found = true;
             EXPECT_EQ(n.frame, ehlo);
             EXPECT_TRUE(n.from_client);

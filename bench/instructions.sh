@@ -55,6 +55,8 @@ if [ "$mix" = incidents ]; then
     editcap -r "$work/$prefix-x1.pcap" "$home/plain.pcap" "1-$packets"
     slice_share=$(python3 captures/lab/bench.py --share "$work/$prefix-x1.labels.json" "$home/plain.pcap")
     rm -f "$home/plain.pcap"
+    # "N packets, M frames (P%) in incident legs": M
+    incident_frames=$(sed -n 's/^[0-9]* packets, \([0-9]*\) frames.*/\1/p' <<<"$slice_share")
 fi
 chmod -R a+rwX "$home"
 ts=$as_user
@@ -64,7 +66,7 @@ count() {  # name, tshark arguments: runs callgrind, prints the instruction tota
     awk '/^summary:/ {print $2}' "$home/cg/$1"
 }
 
-rows=()
+rows=() splits=()
 for m in $modes; do
     a=${mode_args[$m]}
     echo "instructions: $m" >&2
@@ -76,6 +78,9 @@ for m in $modes; do
     rows+=("$(python3 -c "import sys; on, off, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]); \
 print('| %s | \`tshark -n -r SLICE %s\` | %d | %d | %.4f | %d |' % (sys.argv[4], sys.argv[5], off, on, on / off, (on - off) // n))" \
         "$on" "$offc" "$packets" "$m" "$a")")
+    # Engine against rendering (bench/split.py), per incident frame when
+    # the slice has them counted.
+    splits+=("$(python3 bench/split.py --mode "$m" ${incident_frames:+--frames $incident_frames} "$home/cg/$m.on" "$home/cg/$m.off")")
 done
 
 {
@@ -102,5 +107,17 @@ done
     echo "| mode | command | disabled | enabled | ratio | extra per packet |"
     echo "|---|---|---|---|---|---|"
     printf '%s\n' "${rows[@]}"
+    echo
+    echo "Where the extra instructions go (\`bench/split.py\`): *engine*, the engine's entry points"
+    echo "(reassembly, SMTP parsing, line stamps for pairing, frame notes); *rendering*, \`render()\`"
+    echo "and the statistics tap (the view of the incident, fields, text, expert items, Info tag);"
+    echo "*rest*, the difference (per-frame glue, and what the plugin changes in Wireshark's own work)."
+    if [ -n "${incident_frames:-}" ]; then
+        echo "In brackets: per frame in incident legs ($incident_frames in the slice)."
+    fi
+    echo
+    echo "| mode | ratio | extra | engine | rendering | rest |"
+    echo "|---|---|---|---|---|---|"
+    printf '%s\n' "${splits[@]}"
 } > "$out"
 echo "instructions: wrote $out" >&2

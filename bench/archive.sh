@@ -93,7 +93,7 @@ incs_big=$(wc -l < $o.big)
 rate() { awk -v p="$pk" -v t="$1" 'BEGIN { printf "%.0f", p / t }'; }
 core() { awk -v p="$pk" -v t="$1" -v j="$2" 'BEGIN { printf "%.0f", p / t / j }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-host="$(nproc) cores, $(tshark -v 2>/dev/null | head -1 | sed 's/ (.*//')"
+host="$(nproc) cores, Wireshark $(tshark -v 2>/dev/null | head -1 | sed -n 's/^TShark (Wireshark) \([^ ]*\).*/\1/p')"
 
 section=$(cat <<EOF
 <!-- archive: begin -->
@@ -101,7 +101,7 @@ section=$(cat <<EOF
 
 $host; $pk packets of the benchmark capture, as one large file and as a
 ring-buffer set of $nfiles files of $per packets (\`editcap -c $per\`). Every
-figure is one run; *bare* is \`tshark -2 -n -r F -Y smtp-over-http\` on every file,
+figure is one run (other work on the host adds noise); *bare* is \`tshark -2 -n -r F -Y smtp-over-http\` on every file,
 $JOBS at a time (\`xargs -P $JOBS\`); soh-report runs with \`-j $JOBS\` and \`-o jsonl\`.
 
 | input | command | seconds | packets/s | packets/s per core | vs bare | incidents |
@@ -111,6 +111,10 @@ $JOBS at a time (\`xargs -P $JOBS\`); soh-report runs with \`-j $JOBS\` and \`-o
 | $nfiles files | soh-report --no-stitch | $t_rep_nostitch | $(rate $t_rep_nostitch) | $(core $t_rep_nostitch $JOBS) | $(ratio $t_rep_nostitch $t_bare_small) | $incs_nostitch |
 | 1 file | bare tshark | $t_bare_big | $(rate $t_bare_big) | $(rate $t_bare_big) | 1.00 | |
 | 1 file | soh-report | $t_rep_big | $(rate $t_rep_big) | $(rate $t_rep_big) | $(ratio $t_rep_big $t_bare_big) | $incs_big |
+
+The stitched set reports the incidents of the large file ($incs_small and
+$incs_big); \`--no-stitch\` reports $incs_nostitch (an incident crossing a
+file boundary is lost or cut in two).
 
 What limits the speed: tshark's dissection, in one process per file or
 window, and on small files the start of every tshark process (loading
@@ -123,7 +127,9 @@ margins (2,000 on each side, more while a leg crosses them) twice, plus
 tshark's two passes over one file cannot be split without cutting it
 (\`editcap -c\`, after which soh-report stitches the pieces back). The rest of
 the difference to bare tshark is soh-report's own work: \`capinfos\` over every
-file and reading tshark's \`-T ek\` lines in Python.
+file, and tshark writing some 45 fields of every marked frame as \`-T ek\`
+JSON that soh-report parses in Python, which on the large file costs more
+than the dissection itself.
 <!-- archive: end -->
 EOF
 )

@@ -111,7 +111,9 @@ def main():
         single = sorted(single.splitlines())
         check(rc == 1 and len(single) == len(incs), "single run over both folders: %d lines"
               % len(single))
-        if shutil.which("parallel"):
+        gnu = shutil.which("parallel") and b"GNU parallel" in subprocess.run(
+            ["parallel", "--version"], capture_output=True).stdout
+        if gnu:
             r = subprocess.run(
                 ["parallel", "--will-cite", "-S", ":", "-j", "2", "--joblog",
                  os.path.join(tmp, "jobs.log")] + cmd(R, PL, ["-o", "jsonl", "{}"])
@@ -125,7 +127,7 @@ def main():
                   "GNU parallel -S ':' over the two folders: merged lines = single run "
                   "(%d lines, exit codes %s)" % (len(merged), codes))
         else:
-            print("skip: GNU parallel is not installed")
+            print("skip: GNU parallel is not installed (package parallel)")
         p1 = subprocess.Popen(["printf", "%s\\0", set_a, set_b], stdout=subprocess.PIPE)
         r = subprocess.run(["xargs", "-0", "-n", "1", "-P", "2"]
                            + cmd(R, PL, ["-o", "jsonl"]), stdin=p1.stdout,

@@ -8,9 +8,12 @@
 # bench/run.sh cannot. Writes bench/INSTRUCTIONS.md.
 #
 #   bench/instructions.sh [-c benign|incidents] [-n PACKETS] [-e ENCAP] [-o OUT.md] [-d CAPTURE_DIR]
+#                         [-m "MODE ..."] [-p PLUGIN.so -t TITLE]
 # (-e vxlan: the capture wrapped in VXLAN, see bench/run.sh; -c incidents:
 # the incident-heavy capture bench-incidents-x1.pcap instead of the mostly
-# benign bench-x1.pcap, written to bench/INSTRUCTIONS-incidents.md)
+# benign bench-x1.pcap, written to bench/INSTRUCTIONS-incidents.md; -m: only
+# these modes; -p: measure that build of the plugin instead of building
+# build/, named by TITLE in the output, see bench/floor.sh)
 set -euo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 packets=60000
@@ -18,14 +21,18 @@ out=""
 mix=benign
 work="${TMPDIR:-/tmp}/soh-bench-captures"
 encap=""
-while getopts "c:n:o:d:e:" opt; do
+plugin="" title="" only_modes=""
+while getopts "c:n:o:d:e:m:p:t:" opt; do
     case $opt in
         c) mix=$OPTARG ;;
         n) packets=$OPTARG ;;
         o) out=$OPTARG ;;
         d) work=$OPTARG ;;
         e) encap=$OPTARG ;;
-        *) sed -n '2,13p' "$0"; exit 2 ;;
+        m) only_modes=$OPTARG ;;
+        p) plugin=$OPTARG ;;
+        t) title=$OPTARG ;;
+        *) sed -n '2,16p' "$0"; exit 2 ;;
     esac
 done
 case $mix in
@@ -38,15 +45,20 @@ for tool in valgrind editcap tshark python3; do
     command -v "$tool" >/dev/null || { echo "instructions: $tool is needed (apt-get install valgrind tshark)" >&2; exit 2; }
 done
 
+[ -z "$plugin" ] || plugin=$(realpath "$plugin")
 cd "$top"
-timeout 600 cmake -S . -B build >/dev/null
-timeout 3600 cmake --build build -j"$(nproc)" >/dev/null
+if [ -z "$plugin" ]; then
+    timeout 600 cmake -S . -B build >/dev/null
+    timeout 3600 cmake --build build -j"$(nproc)" >/dev/null
+    plugin=build/plugin/epan/smtp-over-http.so
+fi
 capture=$prefix-x1${encap:+-$encap}.pcap
 [ -f "$work/$capture" ] || SOH_BENCH_NOCHECK=1 captures/lab/make-bench-capture.sh "$work" 1 $encap$mix_args >/dev/null
 
 # shellcheck source=bench/common.sh
 . "$top/bench/common.sh"
-bench_home build/plugin/epan/smtp-over-http.so soh-instr
+bench_home "$plugin" soh-instr
+modes=${only_modes:-$modes}
 mkdir -p "$home/cg"
 editcap -r "$work/$capture" "$home/slice.pcap" "1-$packets"
 if [ "$mix" = incidents ]; then
@@ -102,7 +114,7 @@ done
     fi
     echo
     echo "- $(tshark --version | head -1)"
-    echo "- Plugin: smtp-over-http $(sed -n 's/^project(smtp-over-http VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt), $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    echo "- Plugin: smtp-over-http $(sed -n 's/^project(smtp-over-http VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt), $(git rev-parse --short HEAD 2>/dev/null || echo unknown)${title:+: $title}"
     echo
     echo "| mode | command | disabled | enabled | ratio | extra per packet |"
     echo "|---|---|---|---|---|---|"

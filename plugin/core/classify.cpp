@@ -31,6 +31,7 @@ std::uint32_t Correlator::classify_hop(const Segment& seg) {
     auto& list = it->second;
     prune_awaiting(list, seg);
     std::vector<std::uint32_t> matches;
+    matches.reserve(list.size());
     for (auto p : list)
         if (may_be_hop(flows_[p], seg, forward)) matches.push_back(p);
     if (list.empty()) awaiting_hop_.erase(it);
@@ -51,6 +52,7 @@ std::uint32_t Correlator::classify(const Segment& seg, std::uint32_t slot) {
             std::vector<std::uint32_t> matches;
             auto& list = it->second;
             prune_awaiting(list, seg);
+            matches.reserve(list.size());  // one allocation, not one per doubling
             for (auto p : list)
                 if (may_be_relay(*request_of(p), seg, port, forward != 0)) matches.push_back(p);
             if (list.empty()) awaiting_.erase(it);

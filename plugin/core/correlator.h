@@ -445,6 +445,9 @@ private:
     // this many per leg it started from (a bound on one segment's work).
     static constexpr std::size_t kSettleBudget = 64;
     static constexpr std::size_t kSettleBudgetPerLeg = 16;
+    // Room for candidate links given at the first (push_sized): concurrent
+    // tunnels through one proxy to one mail server have several each.
+    static constexpr std::size_t kLinksFirst = 8;
     // Streams whose handshake we saw but whose first data is not classified
     // yet: where their data starts, and segments that arrived early.
     struct HeldSegment {

@@ -107,6 +107,13 @@ struct Flow {
     bool benign = false;  // decided: not SMTP, target not a mail port
     bool tunnel_data = false;  // bytes went through the tunnel: no request can follow
     std::vector<Link> links;
+    // Links before this index are all known to mismatch (mismatch is never
+    // undone): counting survivors and comparing lines start here.
+    mutable std::uint32_t live_links_from = 0;
+    std::size_t first_live_link() const {
+        while (live_links_from < links.size() && links[live_links_from].mismatch) ++live_links_from;
+        return live_links_from;
+    }
     std::uint32_t paired = kNone;  // relay flow index when unique
     bool candidates_capped = false;
     bool release_pending = false;

@@ -170,6 +170,7 @@ std::uint32_t Correlator::candidate_flow(std::uint32_t id) {
 
 std::vector<std::uint32_t> Correlator::open_candidates(const std::vector<std::uint32_t>& ids) {
     std::vector<std::uint32_t> open;
+    open.reserve(ids.size());
     for (std::uint32_t id : ids)
         if (const std::uint32_t f = candidate_flow(id); f != kNone && !flows_[f].benign) open.push_back(f);
     return open;

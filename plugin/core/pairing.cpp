@@ -59,6 +59,7 @@ bool Correlator::may_be_hop(const Flow& p, const Segment& seg, bool forward) con
 void Correlator::link_candidates(std::uint32_t relay_idx, const Segment& seg,
                                  const std::vector<std::uint32_t>& proxies) {
     std::vector<std::uint32_t> work;
+    work.reserve(proxies.size());
     for (std::uint32_t p : proxies) {
         Flow& pf = flows_[p];
         if (pf.links.size() >= cfg_.max_candidates || flows_[relay_idx].tunnels.size() >= cfg_.max_candidates) {
@@ -66,9 +67,10 @@ void Correlator::link_candidates(std::uint32_t relay_idx, const Segment& seg,
             pf.candidates_capped = true;
             continue;
         }
-        pf.links.push_back(Link{relay_idx});
-        flows_[relay_idx].tunnels.push_back(p);
-        flows_[relay_idx].tunnel_links.push_back(static_cast<std::uint32_t>(pf.links.size() - 1));
+        push_sized(pf.links, Link{relay_idx}, kLinksFirst);
+        Flow& rf = flows_[relay_idx];
+        push_sized(rf.tunnels, p, kLinksFirst);
+        push_sized(rf.tunnel_links, static_cast<std::uint32_t>(pf.links.size() - 1), kLinksFirst);
         work.push_back(p);
     }
     settle(work);
@@ -114,8 +116,8 @@ void Correlator::content_changed(std::uint32_t idx, Evidence what) {
     if (f.role == Role::Proxy) {
         // Its first lines decide for every link whether content counts (survives).
         bool changed = what == Evidence::FirstLines;
-        for (Link& l : f.links)
-            if (!l.mismatch) changed |= evaluate(f, l);
+        for (std::size_t i = f.first_live_link(); i < f.links.size(); ++i)
+            if (!f.links[i].mismatch) changed |= evaluate(f, f.links[i]);
         if (changed) work.push_back(idx);
     }
     // A relay leg, or a hop of a chain: the proxy legs it may belong to. A
@@ -148,7 +150,8 @@ std::size_t Correlator::count_survivors(std::uint32_t idx, std::uint32_t* only) 
     if (p.benign) return 0;  // relays nothing of interest: takes no relay from the others
     const bool content = has_content(p);
     std::size_t n = 0;
-    for (const Link& l : p.links) {
+    for (std::size_t i = p.first_live_link(); i < p.links.size(); ++i) {
+        const Link& l = p.links[i];
         if (!survives(idx, l, content)) continue;
         if (n++ == 0 && only) *only = l.relay;
         if (n == 2) break;  // callers tell none, one and several apart

@@ -57,10 +57,10 @@ void append_printable(std::string& out, std::string_view s, std::size_t max) {
     const std::size_t n = std::min(s.size(), max);
     const std::size_t at = out.size();
     out.append(s.data(), n);
-    for (std::size_t i = at; i < out.size(); ++i) {
-        const unsigned char c = static_cast<unsigned char>(out[i]);
-        if (c < 0x20 || c >= 0x7f) out[i] = '.';
-    }
+    // Over a plain pointer: one load and compare per byte.
+    char* to = &out[at];
+    for (std::size_t i = 0; i < n; ++i)
+        if (static_cast<unsigned char>(to[i]) - 0x20u >= 0x5fu) to[i] = '.';
     if (s.size() > max) out += "...";
 }
 
@@ -149,7 +149,6 @@ void SmtpSession::release_buffers() {
     client_ = LineAssembler(kMaxLine);
     server_ = LineAssembler(kMaxLine);
     pending_.clear();
-    pending_.shrink_to_fit();
 }
 
 void SmtpSession::note(bool from_client, std::string_view text) {
@@ -157,10 +156,13 @@ void SmtpSession::note(bool from_client, std::string_view text) {
         caps_ |= kCapNotes;
         return;
     }
+    if (note_text_.capacity() < kNoteTextFirst) note_text_.reserve(kNoteTextFirst);
     const std::size_t at = note_text_.size();
     append_printable(note_text_, text, kNoteChars);
-    notes_.push_back(SmtpNote{frame_, from_client, static_cast<std::uint16_t>(note_text_.size() - at),
-                              static_cast<std::uint32_t>(at)});
+    push_sized(notes_,
+               SmtpNote{frame_, from_client, static_cast<std::uint16_t>(note_text_.size() - at),
+                        static_cast<std::uint32_t>(at)},
+               kNotesFirst);
 }
 
 FrameCounts* SmtpSession::count_slot() {
@@ -169,7 +171,7 @@ FrameCounts* SmtpSession::count_slot() {
         caps_ |= kCapCounted;
         return nullptr;
     }
-    counts_.push_back(FrameCounts{frame_, 0, 0});
+    push_sized(counts_, FrameCounts{frame_, 0, 0}, kCountsFirst);
     return &counts_.back();
 }
 
@@ -195,7 +197,7 @@ void SmtpSession::mark_smtp() {
 
 void SmtpSession::client_line(std::string_view line, bool overlong) {
     if (client_stamps_.size() < kMaxStamps)
-        client_stamps_.push_back({fnv1a(line), time_});
+        push_sized(client_stamps_, LineStamp{fnv1a(line), time_}, kMaxStamps);
     else
         caps_ |= kCapStamps;
     if (in_data_) {
@@ -283,7 +285,7 @@ void SmtpSession::client_line(std::string_view line, bool overlong) {
 
 void SmtpSession::server_line(std::string_view line) {
     if (server_stamps_.size() < kMaxStamps)
-        server_stamps_.push_back({fnv1a(line), time_});
+        push_sized(server_stamps_, LineStamp{fnv1a(line), time_}, kMaxStamps);
     else
         caps_ |= kCapStamps;
     bool more = false;

@@ -9,7 +9,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -66,6 +65,10 @@ public:
     static constexpr std::size_t kMaxStamps = 24;     // line hashes kept per direction
     static constexpr std::size_t kMaxCounted = 4096;  // frames with envelope growth kept
     static constexpr std::size_t kUndecidedBytes = 16 * 1024;
+    // Room given at the first entry (push_sized): a typical spam session's worth.
+    static constexpr std::size_t kNotesFirst = 16;
+    static constexpr std::size_t kNoteTextFirst = 512;
+    static constexpr std::size_t kCountsFirst = 8;
 
     // What the first bytes of one direction say: text may be SMTP; a TLS
     // handshake record from the client, or control characters, rule it out.
@@ -128,9 +131,29 @@ private:
     void mark_smtp();
     FrameCounts* count_slot();
 
+    // Commands awaiting replies, oldest first: a fixed ring, as a deque would
+    // allocate on every session for the few commands usually in flight.
+    class CmdQueue {
+    public:
+        bool empty() const { return size_ == 0; }
+        std::size_t size() const { return size_; }
+        Cmd front() const { return ring_[head_]; }
+        void pop_front() {
+            head_ = static_cast<std::uint16_t>((head_ + 1) % kMaxPending);
+            --size_;
+        }
+        void push_back(Cmd c) { ring_[(head_ + size_++) % kMaxPending] = c; }  // callers keep size_ < kMaxPending
+        void clear() { head_ = size_ = 0; }
+
+    private:
+        Cmd ring_[kMaxPending]{};
+        std::uint16_t head_ = 0;
+        std::uint16_t size_ = 0;
+    };
+
     LineAssembler client_{kMaxLine};
     LineAssembler server_{kMaxLine};
-    std::deque<Cmd> pending_;
+    CmdQueue pending_;
     std::uint8_t caps_ = 0;
     std::uint64_t bdat_left_ = 0;   // raw chunk bytes still to skip
     bool in_data_ = false;          // client is sending message content

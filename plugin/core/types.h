@@ -8,6 +8,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace soh {
 
@@ -80,6 +82,17 @@ inline std::uint64_t fnv1a(std::string_view s) {
         h *= 1099511628211ULL;
     }
     return h;
+}
+
+// push_back that gives an empty vector room for `first` elements at once:
+// the engine's per-session lists (line stamps, notes, candidate links)
+// usually hold a handful to a few dozen entries, and growing them one
+// doubling at a time cost an allocation and a copy per step on every
+// incident leg.
+template <typename T>
+void push_sized(std::vector<T>& v, T x, std::size_t first) {
+    if (v.capacity() == 0) v.reserve(first);
+    v.push_back(std::move(x));
 }
 
 }  // namespace soh

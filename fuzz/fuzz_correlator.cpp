@@ -139,7 +139,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     };
     std::vector<OnePass> one_pass;
     View single;
+    // The plugin renders a frame once, after everything in it was observed
+    // (its TCP segment, then the TLS records decrypted from it): a later
+    // look at the same frame replaces the earlier one.
     auto look = [&](FrameNum f) {
+        if (!one_pass.empty() && one_pass.back().frame == f) one_pass.pop_back();
         const FrameNote* n = corr.note(f);
         if (!n) return;
         corr.view_into(*n, single, false);
@@ -280,6 +284,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 s.time = now;
                 off += static_cast<std::uint32_t>(p.size());
                 corr.on_decrypted(s);
+                look(frame);
                 break;
             }
             case 10: {  // any control segment (SYN, SYN-ACK, FIN, RST, ACK, combinations)

@@ -384,6 +384,7 @@ private:
     enum class Evidence : std::uint8_t { Lines, FirstLines, Closed };
     void content_changed(std::uint32_t idx, Evidence what);
     bool evaluate(Flow& proxy, Link& link);
+    bool compare_lines(const SmtpSession& proxy, const SmtpSession& relay, Link& link);
     bool has_content(const Flow& proxy) const;
     bool survives(std::uint32_t proxy_idx, const Link& link, bool content) const;
     // Candidates of a proxy leg still standing, counted up to two (none, one

@@ -78,16 +78,27 @@ void Correlator::link_candidates(std::uint32_t relay_idx, const Segment& seg,
 
 // Compares the lines both legs have carried since the last call. True when
 // the link's survival may have changed (survives): a mismatch, or its first
-// equal line.
+// equal line. Most calls find no line on both legs that was not compared
+// yet (one leg is ahead): that case returns here, without the comparison's
+// call.
 bool Correlator::evaluate(Flow& p, Link& link) {
     if (link.mismatch || !relays_verbatim(p.method)) return false;
     const Flow& r = flows_[link.relay];
     if (!p.smtp || !r.smtp) return false;
+    const SmtpSession& ps = *p.smtp;
+    const SmtpSession& rs = *r.smtp;
+    if (std::min(ps.stamps(true).size(), rs.stamps(true).size()) <= link.checked_client &&
+        std::min(ps.stamps(false).size(), rs.stamps(false).size()) <= link.checked_server)
+        return false;
+    return compare_lines(ps, rs, link);
+}
+
+[[gnu::noinline]] bool Correlator::compare_lines(const SmtpSession& ps, const SmtpSession& rs, Link& link) {
     const bool had_match = link.matched != 0;
     for (int dir = 0; dir < 2; ++dir) {
         const bool client = dir == 0;
-        const auto& a = p.smtp->stamps(client);
-        const auto& b = r.smtp->stamps(client);
+        const auto& a = ps.stamps(client);
+        const auto& b = rs.stamps(client);
         std::uint8_t& checked = client ? link.checked_client : link.checked_server;
         const std::size_t n = std::min(a.size(), b.size());
         for (std::size_t i = checked; i < n; ++i) {
